@@ -1,0 +1,135 @@
+//! Configuration from the environment, read once per cold start.
+//!
+//! Every setting has a safe default so a function with no configuration still
+//! runs; a setting that is present but malformed is an error at start-up
+//! (a silent fallback could hide every alert).
+
+use std::env;
+
+use crate::enrich::AccountNames;
+use crate::model::Severity;
+
+/// Why configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// Settings every function shares.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SNS topic for alerts (`VIGIL_TOPIC_ARN`). None: no SNS sink.
+    pub topic_arn: Option<String>,
+    /// Findings below this do not alert (`VIGIL_MIN_SEVERITY`, default MEDIUM).
+    pub min_severity: Severity,
+    /// Alert on sample findings the sources generate (`VIGIL_ALERT_SAMPLES`, default false).
+    pub alert_samples: bool,
+    /// Alert on archived, suppressed or resolved findings (`VIGIL_ALERT_INACTIVE`, default false).
+    pub alert_inactive: bool,
+    /// Account id → name (`VIGIL_ACCOUNT_NAMES`: `id=name,...` or a JSON object).
+    pub account_names: AccountNames,
+    /// Trace link template (`VIGIL_TRACE_URL_TEMPLATE`) with `{trace_id}`,
+    /// `{xray_trace_id}` and `{region}` placeholders.
+    pub trace_url_template: Option<String>,
+    /// Extra Sigma rule folder beside the bundled rules (`VIGIL_RULES_DIR`).
+    pub rules_dir: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            topic_arn: None,
+            min_severity: Severity::Medium,
+            alert_samples: false,
+            alert_inactive: false,
+            account_names: AccountNames::default(),
+            trace_url_template: None,
+            rules_dir: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the `VIGIL_*` variables.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process
+    /// environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut c = Config {
+            topic_arn: get("VIGIL_TOPIC_ARN"),
+            ..Config::default()
+        };
+        if let Some(s) = get("VIGIL_MIN_SEVERITY") {
+            c.min_severity =
+                s.parse()
+                    .map_err(|e: crate::model::UnknownSeverity| ConfigError::Invalid {
+                        name: "VIGIL_MIN_SEVERITY",
+                        message: e.to_string(),
+                    })?;
+        }
+        c.alert_samples = flag(get("VIGIL_ALERT_SAMPLES"), "VIGIL_ALERT_SAMPLES")?;
+        c.alert_inactive = flag(get("VIGIL_ALERT_INACTIVE"), "VIGIL_ALERT_INACTIVE")?;
+        if let Some(s) = get("VIGIL_ACCOUNT_NAMES") {
+            c.account_names = AccountNames::parse(&s);
+        }
+        c.trace_url_template = get("VIGIL_TRACE_URL_TEMPLATE");
+        c.rules_dir = get("VIGIL_RULES_DIR");
+        Ok(c)
+    }
+}
+
+fn flag(v: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            message: format!("expected true or false, got {other:?}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.min_severity, Severity::Medium);
+        assert!(!c.alert_samples);
+        assert!(c.topic_arn.is_none());
+    }
+
+    #[test]
+    fn malformed_settings_fail_loudly() {
+        assert!(cfg(&[("VIGIL_MIN_SEVERITY", "urgent")]).is_err());
+        assert!(cfg(&[("VIGIL_ALERT_SAMPLES", "maybe")]).is_err());
+        let c = cfg(&[
+            ("VIGIL_MIN_SEVERITY", "high"),
+            ("VIGIL_ALERT_SAMPLES", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.min_severity, Severity::High);
+        assert!(c.alert_samples);
+    }
+}

@@ -1,0 +1,34 @@
+//! Detection: rules over CloudTrail records.
+//!
+//! The pipeline only knows the [`Detector`] trait: give it a record, get back
+//! the rules that match. The Sigma rule engine implements it.
+
+use serde_json::Value;
+
+use crate::model::{Severity, Tactic, Technique};
+
+/// What a finding needs to know about the rule that fired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleMeta {
+    /// Sigma `id` (a UUID) or, failing that, the file stem.
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    /// From the Sigma `level`.
+    pub severity: Severity,
+    pub tactics: Vec<Tactic>,
+    pub techniques: Vec<Technique>,
+    /// Sigma `falsepositives`, shown to responders.
+    pub false_positives: Vec<String>,
+    pub references: Vec<String>,
+}
+
+/// Runs rules over one CloudTrail record.
+pub trait Detector: Send + Sync {
+    /// Appends every rule that matches `record` to `hits`. Reuses the caller's
+    /// vector so the hot path allocates nothing when no rule matches.
+    fn detect<'a>(&'a self, record: &Value, hits: &mut Vec<&'a RuleMeta>);
+
+    /// How many rules are loaded (for logs at cold start).
+    fn rule_count(&self) -> usize;
+}

@@ -1,0 +1,25 @@
+//! Vigil's shared crate: everything the Lambda functions and the `vigil` CLI do.
+//!
+//! Data flows one way: [`sources`] parse events, [`detect`] runs rules over
+//! CloudTrail, [`enrich`] adds context, the [`pipeline`] gates and routes, and
+//! [`sinks`] deliver alerts rendered by [`render`]. Functions under
+//! `functions/` only read [`config`], build clients once, and call the pipeline.
+
+pub mod app;
+pub mod config;
+pub mod detect;
+pub mod enrich;
+pub mod input;
+pub mod json;
+pub mod model;
+pub mod ocsf;
+pub mod pipeline;
+pub mod render;
+pub mod replay;
+pub mod sinks;
+pub mod sources;
+pub mod text;
+
+pub use config::Config;
+pub use model::{Finding, Severity, Source, Tactic};
+pub use pipeline::{EventReport, Pipeline, PipelineError};

@@ -1,0 +1,522 @@
+//! What an alert says, per channel: the SNS subject, the plain-text email, the
+//! Amazon Q Developer (AWS Chatbot) custom notification, and the per-protocol
+//! SNS message that carries them all.
+//!
+//! Every piece of event text passes through [`crate::text`] on its way in.
+
+use serde_json::{json, Value};
+
+use crate::model::{Finding, IpClass, Severity, Tactic};
+use crate::ocsf;
+use crate::text::{markdown_code, one_line, sns_subject, strip_controls, truncate};
+
+/// One alert about to be sent.
+#[derive(Debug, Clone)]
+pub struct Alert<'a> {
+    pub finding: &'a Finding,
+    /// Repeats of this fingerprint suppressed since the last alert.
+    pub suppressed_repeats: u64,
+    /// W3C `traceparent` of the span that sent it, for downstream subscribers.
+    pub traceparent: Option<String>,
+    /// X-Ray `AWSTraceHeader` form of the same context.
+    pub aws_trace_header: Option<String>,
+}
+
+impl<'a> Alert<'a> {
+    pub fn new(finding: &'a Finding) -> Alert<'a> {
+        Alert {
+            finding,
+            suppressed_repeats: 0,
+            traceparent: None,
+            aws_trace_header: None,
+        }
+    }
+}
+
+/// SNS allows 256 KB per message; leave room for the JSON envelope of SNS itself.
+pub const SNS_MESSAGE_BUDGET: usize = 240 * 1024;
+
+/// `[HIGH] GuardDuty: <title> | <account>` — severity first so mail filters and
+/// phones show it before anything is cut.
+pub fn subject(f: &Finding) -> String {
+    let account = f.account_name.as_deref().unwrap_or(&f.account_id);
+    sns_subject(&format!(
+        "[{}] {}: {} | {}",
+        f.severity.as_str(),
+        f.source.as_str(),
+        one_line(&f.title, 200),
+        account
+    ))
+}
+
+/// Short text for a place that shows one line: `what` on `which resource`.
+pub fn headline(f: &Finding) -> String {
+    one_line(&f.title, 300)
+}
+
+fn who(f: &Finding) -> Option<String> {
+    let a = f.actor.as_ref()?;
+    let name = a.display_name()?;
+    let mut s = format!("{} ({})", one_line(name, 300), a.actor_type.as_str());
+    if let Some(mfa) = a.mfa_used {
+        s.push_str(if mfa { ", MFA used" } else { ", no MFA" });
+    }
+    if let Some(key) = &a.access_key_id {
+        s.push_str(&format!(", access key {}", one_line(key, 64)));
+    }
+    Some(s)
+}
+
+fn network_line(f: &Finding) -> Option<String> {
+    let n = &f.network;
+    let ip = n
+        .remote_ip
+        .as_deref()
+        .or_else(|| f.actor.as_ref().and_then(|a| a.source_ip.as_deref()))?;
+    let mut s = one_line(ip, 64);
+    if let Some(port) = n.remote_port {
+        s.push_str(&format!(":{port}"));
+    }
+    let class = match n.remote_ip_class {
+        IpClass::Private => " (private)",
+        IpClass::AwsService => " (AWS service)",
+        IpClass::Public => " (public)",
+        IpClass::Unknown => "",
+    };
+    s.push_str(class);
+    let place: Vec<String> = [&n.city, &n.country, &n.organization]
+        .into_iter()
+        .flatten()
+        .map(|p| one_line(p, 80))
+        .collect();
+    if !place.is_empty() {
+        s.push_str(&format!(", {}", place.join(", ")));
+    }
+    if let Some(asn) = &n.asn {
+        s.push_str(&format!(", AS{}", one_line(asn, 16)));
+    }
+    Some(s)
+}
+
+/// Why a tactic matters, in a sentence a non-specialist on call can act on.
+fn why_it_matters(f: &Finding) -> String {
+    let Some(t) = f.tactics.first() else {
+        return match f.severity {
+            Severity::Critical | Severity::High => "The source rates this high: treat it as a possible compromise until shown otherwise.".into(),
+            _ => "A security control or posture check flagged this; it may weaken the account's defences.".into(),
+        };
+    };
+    match t {
+        Tactic::Reconnaissance | Tactic::Discovery => {
+            "Someone is mapping the environment; this often comes before an attack."
+        }
+        Tactic::ResourceDevelopment => "Someone is preparing resources to use in an attack.",
+        Tactic::InitialAccess => {
+            "Someone may have gained a foothold, often with stolen or leaked credentials."
+        }
+        Tactic::Execution => "Untrusted code or commands may be running on your resources.",
+        Tactic::Persistence => {
+            "Someone may be setting up a way back in that survives a password or key reset."
+        }
+        Tactic::PrivilegeEscalation => {
+            "Someone may be gaining more permissions than they should have."
+        }
+        Tactic::DefenseEvasion => {
+            "Logging, monitoring or protections may have been weakened to hide activity."
+        }
+        Tactic::CredentialAccess => "Credentials or secrets may be exposed or stolen.",
+        Tactic::LateralMovement => "Activity may be spreading to other resources or accounts.",
+        Tactic::Collection => "Data may be gathered in preparation for theft.",
+        Tactic::CommandAndControl => "A resource may be talking to an attacker's infrastructure.",
+        Tactic::Exfiltration => "Data may be leaving the account.",
+        Tactic::Impact => {
+            "Availability, integrity or cost may be affected (destruction, ransom, crypto-mining)."
+        }
+    }
+    .into()
+}
+
+/// What to do first, by what the finding is about.
+pub fn next_steps(f: &Finding) -> Vec<String> {
+    let mut steps = Vec::new();
+    let resource_type = f
+        .primary_resource()
+        .map(|r| r.resource_type.as_str())
+        .unwrap_or("");
+    steps.push(
+        "Confirm whether the activity was expected: ask the owner of the resource or principal."
+            .to_string(),
+    );
+    if let Some(actor) = f.actor.as_ref() {
+        if let Some(key) = &actor.access_key_id {
+            steps.push(format!(
+                "If not expected, deactivate access key {} and review what it did in CloudTrail.",
+                one_line(key, 64)
+            ));
+        } else if actor.display_name().is_some() {
+            steps.push("If not expected, revoke the principal's sessions and review its recent CloudTrail activity.".into());
+        }
+    }
+    match resource_type {
+        "AwsEc2Instance" => steps.push("Isolate the instance (restrictive security group) and snapshot its volumes before changing anything.".into()),
+        "AwsS3Bucket" => steps.push("Check the bucket policy, ACLs and Block Public Access settings; review data events for the bucket.".into()),
+        "AwsEksCluster" | "KubernetesWorkload" | "Container" | "AwsEcsCluster" | "AwsEcsTask" => {
+            steps.push("Review the workload's recent API calls and isolate the pod or task if compromise is suspected.".into())
+        }
+        "AwsLambdaFunction" => steps.push("Review the function's recent changes and its execution role's permissions.".into()),
+        "AwsRdsDbInstance" => steps.push("Review database logins and rotate the credentials that were used.".into()),
+        _ => {}
+    }
+    if f.remediation.is_some() || f.links.remediation.is_some() {
+        steps.push("Follow the source's remediation guidance (below).".into());
+    }
+    if let Some(url) = &f.links.console {
+        steps.push(format!("Open the finding in the console: {url}"));
+    }
+    steps
+}
+
+/// The plain-text email: severity, what happened, who, where, when, why it
+/// matters, next steps, links. No JSON.
+pub fn email_body(alert: &Alert<'_>) -> String {
+    let f = alert.finding;
+    let mut out = String::new();
+    let mut line = |label: &str, value: &str| {
+        out.push_str(&format!("{label:<13}{value}\n"));
+    };
+    line(
+        "Severity:",
+        &format!(
+            "{}{}",
+            f.severity.label(),
+            f.source_severity
+                .as_deref()
+                .map(|s| format!(" (source score {s})"))
+                .unwrap_or_default()
+        ),
+    );
+    line("What:", &headline(f));
+    line("Type:", &one_line(f.type_or_rule(), 200));
+    line(
+        "Source:",
+        &format!("{} / {}", f.source.as_str(), one_line(&f.product, 100)),
+    );
+    line("Account:", &one_line(&f.account_label(), 200));
+    line("Region:", &one_line(&f.region, 40));
+    if let Some(w) = who(f) {
+        line("Who:", &w);
+    }
+    if let Some(r) = f.primary_resource() {
+        line(
+            "Resource:",
+            &format!("{} ({})", one_line(&r.id, 400), r.resource_type),
+        );
+        for extra in f.resources.iter().skip(1).take(4) {
+            line(
+                "",
+                &format!("{} ({})", one_line(&extra.id, 400), extra.resource_type),
+            );
+        }
+    }
+    if let Some(n) = network_line(f) {
+        line("From:", &n);
+    }
+    if let Some(ua) = f.actor.as_ref().and_then(|a| a.user_agent.as_deref()) {
+        line("User agent:", &one_line(ua, 200));
+    }
+    let when = match (f.first_seen, f.last_seen) {
+        (Some(first), Some(last)) if first != last => format!(
+            "{} to {} ({} times)",
+            first.format("%Y-%m-%d %H:%M:%S UTC"),
+            last.format("%Y-%m-%d %H:%M:%S UTC"),
+            f.count
+        ),
+        _ => format!("{}", f.time.format("%Y-%m-%d %H:%M:%S UTC")),
+    };
+    line("When:", &when);
+    if !f.tactics.is_empty() {
+        let tactics: Vec<String> = f.tactics.iter().map(Tactic::to_string).collect();
+        line("ATT&CK:", &tactics.join(", "));
+    }
+    if !f.techniques.is_empty() {
+        let t: Vec<&str> = f.techniques.iter().map(|t| t.id.as_str()).collect();
+        line("Techniques:", &t.join(", "));
+    }
+    if alert.suppressed_repeats > 0 {
+        line(
+            "Repeats:",
+            &format!(
+                "{} more since the last alert (suppressed)",
+                alert.suppressed_repeats
+            ),
+        );
+    }
+    if f.sample {
+        line(
+            "Note:",
+            "this is a SAMPLE finding generated by the source, not real activity",
+        );
+    }
+    out.push('\n');
+    if !f.description.is_empty() {
+        out.push_str("What happened\n");
+        out.push_str(&truncate(&strip_controls(&f.description, true), 4000));
+        out.push_str("\n\n");
+    }
+    out.push_str("Why it matters\n");
+    out.push_str(&why_it_matters(f));
+    out.push_str("\n\n");
+    if !f.evidence.is_empty() {
+        out.push_str("Evidence\n");
+        for (k, v) in f.evidence.iter().take(20) {
+            out.push_str(&format!("  {}: {}\n", k, one_line(v, 300)));
+        }
+        out.push('\n');
+    }
+    out.push_str("Next steps\n");
+    for (i, step) in next_steps(f).iter().enumerate() {
+        out.push_str(&format!("  {}. {}\n", i + 1, step));
+    }
+    if let Some(rem) = &f.remediation {
+        out.push_str(&format!(
+            "\nRemediation\n{}\n",
+            truncate(&strip_controls(rem, true), 2000)
+        ));
+    }
+    out.push_str("\nLinks\n");
+    if let Some(url) = &f.links.console {
+        out.push_str(&format!("  Console: {url}\n"));
+    }
+    if let Some(url) = &f.links.remediation {
+        out.push_str(&format!("  Remediation: {}\n", one_line(url, 500)));
+    }
+    if let Some(url) = &f.links.trace {
+        out.push_str(&format!("  Trace: {url}\n"));
+    }
+    if let Some(t) = &f.trace {
+        out.push_str(&format!(
+            "  Trace id: {} (X-Ray {})\n",
+            t.trace_id, t.xray_trace_id
+        ));
+    }
+    out.push_str(&format!(
+        "\nFinding id: {}\nFingerprint: {}\n",
+        one_line(&f.id, 300),
+        f.fingerprint
+    ));
+    out
+}
+
+/// The Amazon Q Developer in chat applications (AWS Chatbot) custom
+/// notification. Payloads outside this schema are dropped silently by Chatbot,
+/// so its shape is tested field by field. Repeats of a fingerprint share a
+/// `threadId` so they thread together.
+pub fn chatbot(alert: &Alert<'_>) -> Value {
+    let f = alert.finding;
+    let mut desc = format!(
+        "*{}* {} finding in account {} ({})\n",
+        f.severity.label(),
+        f.source.as_str(),
+        markdown_code(&f.account_label(), 120),
+        markdown_code(&f.region, 40),
+    );
+    if let Some(r) = f.primary_resource() {
+        desc.push_str(&format!(
+            "*Resource:* {} {}\n",
+            markdown_code(&r.resource_type, 60),
+            markdown_code(&r.id, 300)
+        ));
+    }
+    if let Some(w) = who(f) {
+        desc.push_str(&format!("*Actor:* {}\n", markdown_code(&w, 300)));
+    }
+    if let Some(n) = network_line(f) {
+        desc.push_str(&format!("*Source IP:* {}\n", markdown_code(&n, 300)));
+    }
+    if !f.tactics.is_empty() {
+        let t: Vec<String> = f
+            .tactics
+            .iter()
+            .map(|t| format!("{} ({})", t.name(), t.id()))
+            .collect();
+        desc.push_str(&format!("*ATT&CK:* {}\n", t.join(", ")));
+    }
+    if alert.suppressed_repeats > 0 {
+        desc.push_str(&format!(
+            "_{} repeats suppressed since the last alert_\n",
+            alert.suppressed_repeats
+        ));
+    }
+    if let Some(t) = &f.trace {
+        match &f.links.trace {
+            Some(url) => desc.push_str(&format!("*Trace:* <{}|{}>\n", url, t.trace_id)),
+            None => desc.push_str(&format!("*Trace:* `{}`\n", t.trace_id)),
+        }
+    }
+    let mut keywords = vec![
+        f.severity.as_str().to_string(),
+        f.source.as_str().to_string(),
+    ];
+    keywords.extend(f.tactics.iter().map(|t| t.name().to_string()));
+    let related: Vec<String> = f
+        .resources
+        .iter()
+        .filter(|r| r.id.starts_with("arn:"))
+        .map(|r| one_line(&r.id, 500))
+        .collect();
+    json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": one_line(&f.id, 200),
+        "content": {
+            "textType": "client-markdown",
+            "title": format!("{} {}", severity_emoji(f.severity), slack_title(f)),
+            "description": desc,
+            "nextSteps": next_steps(f),
+            "keywords": keywords,
+        },
+        "metadata": {
+            "threadId": f.fingerprint,
+            "summary": one_line(&f.title, 200),
+            "eventType": one_line(f.type_or_rule(), 200),
+            "relatedResources": related,
+            "additionalContext": {
+                "account": f.account_id,
+                "region": one_line(&f.region, 40),
+                "severity": f.severity.as_str(),
+                "findingId": one_line(&f.id, 200),
+            },
+        },
+    })
+}
+
+fn slack_title(f: &Finding) -> String {
+    crate::text::slack_escape(&one_line(
+        &format!("[{}] {}", f.severity.as_str(), f.title),
+        250,
+    ))
+}
+
+pub fn severity_emoji(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => ":rotating_light:",
+        Severity::High => ":red_circle:",
+        Severity::Medium => ":large_orange_circle:",
+        Severity::Low => ":large_yellow_circle:",
+        Severity::Informational => ":information_source:",
+    }
+}
+
+/// The SNS `MessageStructure=json` body: email gets text, `default` (Chatbot,
+/// and any protocol not named) gets the custom notification, machines get OCSF.
+/// Stays under [`SNS_MESSAGE_BUDGET`] by trimming the email and dropping
+/// evidence from the OCSF copy when needed.
+pub fn sns_message(alert: &Alert<'_>) -> String {
+    let f = alert.finding;
+    let email = email_body(alert);
+    let default = chatbot(alert).to_string();
+    let mut ocsf = ocsf::to_ocsf(f);
+    let build = |email: &str, ocsf: &Value| {
+        let machine = ocsf.to_string();
+        json!({
+            "default": default,
+            "email": email,
+            "sqs": machine,
+            "lambda": machine,
+            "https": machine,
+        })
+        .to_string()
+    };
+    let mut msg = build(&email, &ocsf);
+    if msg.len() > SNS_MESSAGE_BUDGET {
+        // Three machine copies share the budget: shed the bulky, least useful parts first.
+        if let Some(obj) = ocsf.as_object_mut() {
+            obj.remove("evidences");
+            obj.insert("unmapped".into(), json!({"vigil_truncated": true}));
+        }
+        if let Some(desc) = ocsf.pointer_mut("/finding_info/desc") {
+            *desc = json!(truncate(desc.as_str().unwrap_or_default(), 4000));
+        }
+        if let Some(resources) = ocsf.get_mut("resources").and_then(Value::as_array_mut) {
+            resources.truncate(20);
+        }
+        msg = build(&truncate(&email, 20_000), &ocsf);
+    }
+    msg
+}
+
+/// SNS message attributes subscribers filter on.
+pub fn attributes(f: &Finding) -> Vec<(&'static str, String)> {
+    vec![
+        ("severity", f.severity.as_str().to_string()),
+        ("source", f.source.as_str().to_string()),
+        ("finding_type", one_line(f.type_or_rule(), 256)),
+        ("account", f.account_id.clone()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Actor, Resource, Source};
+
+    fn finding() -> Finding {
+        let mut f = Finding::new(
+            Source::GuardDuty,
+            "f-1",
+            "UnauthorizedAccess:IAMUser/TorIPCaller",
+        );
+        f.title = "API called from a Tor exit node".into();
+        f.severity = Severity::High;
+        f.account_id = "111122223333".into();
+        f.account_name = Some("prod".into());
+        f.region = "us-east-1".into();
+        f.fingerprint = "fp".into();
+        f.resources
+            .push(Resource::new("AwsIamAccessKey", "AKIAEXAMPLE"));
+        f.actor = Some(Actor {
+            user_name: Some("alice".into()),
+            access_key_id: Some("AKIAEXAMPLE".into()),
+            ..Actor::default()
+        });
+        f
+    }
+
+    #[test]
+    fn subject_starts_with_severity_and_names_the_account() {
+        let s = subject(&finding());
+        assert!(s.starts_with("[HIGH] GuardDuty: "), "{s}");
+        assert!(s.ends_with("| prod"));
+        assert!(s.len() <= 99);
+    }
+
+    #[test]
+    fn message_has_every_protocol_and_valid_json_per_key() {
+        let f = finding();
+        let msg: Value = serde_json::from_str(&sns_message(&Alert::new(&f))).unwrap();
+        for key in ["default", "email", "sqs", "lambda", "https"] {
+            assert!(msg[key].is_string(), "{key}");
+        }
+        let chat: Value = serde_json::from_str(msg["default"].as_str().unwrap()).unwrap();
+        assert_eq!(chat["version"], "1.0");
+        assert_eq!(chat["source"], "custom");
+        assert_eq!(chat["content"]["textType"], "client-markdown");
+        assert_eq!(chat["metadata"]["threadId"], "fp");
+        let ocsf: Value = serde_json::from_str(msg["sqs"].as_str().unwrap()).unwrap();
+        assert_eq!(ocsf["class_uid"], 2004);
+        let email = msg["email"].as_str().unwrap();
+        assert!(email.contains("Severity:    High"));
+        assert!(email.contains("Next steps"));
+        assert!(!email.contains('{'));
+    }
+
+    #[test]
+    fn huge_descriptions_stay_under_the_sns_limit() {
+        let mut f = finding();
+        f.description = "x".repeat(400_000);
+        for i in 0..2000 {
+            f.evidence.insert(format!("k{i}"), "y".repeat(200));
+        }
+        assert!(sns_message(&Alert::new(&f)).len() <= 256 * 1024);
+    }
+}

@@ -1,0 +1,236 @@
+//! CloudTrail records into findings, once a rule has matched them.
+//!
+//! A finding says who (actor, type, MFA, source IP, user agent) did what (the
+//! API call) to which resource, and which rule fired.
+
+use serde_json::Value;
+
+use crate::detect::RuleMeta;
+use crate::json;
+use crate::model::{Actor, ActorType, Finding, Network, Resource, RuleRef, Source};
+use crate::sources::Envelope;
+use crate::text;
+
+/// Builds the finding for `rule` matching `record`.
+pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> Finding {
+    let event_name = json::string(record, &["eventName"]).unwrap_or_default();
+    let event_source = json::string(record, &["eventSource"]).unwrap_or_default();
+    let event_id = json::string(record, &["eventID"])
+        .or_else(|| envelope.map(|e| e.id.clone()).filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| {
+            format!(
+                "{event_source}/{event_name}/{}",
+                json::string(record, &["eventTime"]).unwrap_or_default()
+            )
+        });
+
+    let mut f = Finding::new(
+        Source::CloudTrail,
+        format!("{}:{}", rule.id, event_id),
+        rule.id.clone(),
+    );
+    f.product = "Vigil".into();
+    f.rule = Some(RuleRef {
+        id: rule.id.clone(),
+        title: rule.title.clone(),
+    });
+    f.severity = rule.severity;
+    f.tactics = rule.tactics.clone();
+    f.techniques = rule.techniques.clone();
+    f.account_id = json::string(record, &["recipientAccountId"])
+        .or_else(|| json::string(record, &["userIdentity", "accountId"]))
+        .or_else(|| {
+            envelope
+                .map(|e| e.account.clone())
+                .filter(|a| !a.is_empty())
+        })
+        .unwrap_or_default();
+    f.region = json::string(record, &["awsRegion"])
+        .or_else(|| envelope.map(|e| e.region.clone()).filter(|r| !r.is_empty()))
+        .unwrap_or_default();
+    f.time = json::time_at(record, &["eventTime"])
+        .or_else(|| envelope.and_then(|e| e.time))
+        .unwrap_or_else(chrono::Utc::now);
+    f.first_seen = Some(f.time);
+    f.last_seen = Some(f.time);
+    f.event_id = envelope.map(|e| e.id.clone()).filter(|id| !id.is_empty());
+
+    let actor = actor(record);
+    let who = actor
+        .display_name()
+        .map(|n| text::one_line(n, 200))
+        .unwrap_or_else(|| "unknown principal".into());
+    f.network = Network {
+        remote_ip: actor.source_ip.clone(),
+        ..Network::default()
+    };
+    f.resources = resources(record, &f.account_id);
+    let target = f
+        .resources
+        .first()
+        .map(|r| format!(" on {}", text::one_line(&r.id, 200)))
+        .unwrap_or_default();
+    f.title = format!("{}: {} called {}{}", rule.title, who, event_name, target);
+    f.description = if rule.description.is_empty() {
+        rule.title.clone()
+    } else {
+        rule.description.clone()
+    };
+    if !rule.false_positives.is_empty() {
+        f.description.push_str(&format!(
+            "\n\nKnown false positives: {}",
+            rule.false_positives.join("; ")
+        ));
+    }
+    f.links.remediation = rule.references.first().cloned();
+    f.actor = Some(actor);
+
+    for (key, p) in [
+        ("event_name", &["eventName"][..]),
+        ("event_source", &["eventSource"][..]),
+        ("event_type", &["eventType"][..]),
+        ("error_code", &["errorCode"][..]),
+        ("error_message", &["errorMessage"][..]),
+        ("cloudtrail_event_id", &["eventID"][..]),
+        ("read_only", &["readOnly"][..]),
+        ("console_login", &["responseElements", "ConsoleLogin"][..]),
+    ] {
+        if let Some(v) = json::string(record, p) {
+            f.evidence.insert(key.into(), v);
+        }
+    }
+    if let Some(params) = json::field(record, "requestParameters").filter(|p| p.is_object()) {
+        f.evidence.insert(
+            "request_parameters".into(),
+            text::truncate(&params.to_string(), 1000),
+        );
+    }
+    if !f.region.is_empty() {
+        if let Some(id) = json::string(record, &["eventID"]) {
+            f.links.console = Some(format!(
+                "https://{r}.console.aws.amazon.com/cloudtrailv2/home?region={r}#/events/{id}",
+                r = f.region
+            ));
+        }
+    }
+    f
+}
+
+/// The principal from `userIdentity`, with MFA, source IP and user agent.
+pub fn actor(record: &Value) -> Actor {
+    let ui = json::field(record, "userIdentity").unwrap_or(&Value::Null);
+    let actor_type = ActorType::parse(json::str_at(ui, &["type"]).unwrap_or_default());
+    let issuer_arn = json::string(ui, &["sessionContext", "sessionIssuer", "arn"]);
+    let mfa = json::boolean(ui, &["sessionContext", "attributes", "mfaAuthenticated"])
+        .or_else(|| json::str_at(record, &["additionalEventData", "MFAUsed"]).map(|m| m == "Yes"));
+    let user_name = json::string(ui, &["userName"])
+        .or_else(|| json::string(ui, &["sessionContext", "sessionIssuer", "userName"]))
+        .or_else(|| json::string(record, &["additionalEventData", "UserName"]))
+        .or_else(|| (actor_type == ActorType::Root).then(|| "root".to_string()));
+    Actor {
+        actor_type,
+        arn: json::string(ui, &["arn"]),
+        user_name,
+        principal_id: json::string(ui, &["principalId"]),
+        account_id: json::string(ui, &["accountId"]),
+        session_issuer: issuer_arn,
+        access_key_id: json::string(ui, &["accessKeyId"]),
+        mfa_used: mfa,
+        source_ip: json::string(record, &["sourceIPAddress"]),
+        user_agent: json::string(record, &["userAgent"]),
+        invoked_by: json::string(ui, &["invokedBy"]),
+    }
+}
+
+/// Resources named by the record: `resources[]` when CloudTrail lists them,
+/// else the common request parameters that name a target.
+fn resources(record: &Value, account: &str) -> Vec<Resource> {
+    let mut out: Vec<Resource> = json::field(record, "resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let id = json::string(r, &["ARN"]).or_else(|| json::string(r, &["arn"]))?;
+            let kind = json::string(r, &["type"]).unwrap_or_else(|| "Other".into());
+            Some(Resource::new(kind.replace("::", ""), id))
+        })
+        .collect();
+    if !out.is_empty() {
+        return out;
+    }
+    let params = json::field(record, "requestParameters").unwrap_or(&Value::Null);
+    const NAMED: [(&str, &str); 16] = [
+        ("bucketName", "AwsS3Bucket"),
+        ("userName", "AwsIamUser"),
+        ("roleName", "AwsIamRole"),
+        ("groupName", "AwsIamGroup"),
+        ("policyArn", "AwsIamPolicy"),
+        ("name", "Other"),
+        ("trailName", "AwsCloudTrailTrail"),
+        ("detectorId", "AwsGuardDutyDetector"),
+        ("keyId", "AwsKmsKey"),
+        ("instanceId", "AwsEc2Instance"),
+        ("groupId", "AwsEc2SecurityGroup"),
+        ("snapshotId", "AwsEc2Snapshot"),
+        ("imageId", "AwsEc2Image"),
+        ("dBSnapshotIdentifier", "AwsRdsDbSnapshot"),
+        ("secretId", "AwsSecretsManagerSecret"),
+        ("functionName", "AwsLambdaFunction"),
+    ];
+    for (key, kind) in NAMED {
+        if let Some(id) = json::string(params, &[key]) {
+            let kind = if key == "name"
+                && json::str_at(record, &["eventSource"]) == Some("cloudtrail.amazonaws.com")
+            {
+                "AwsCloudTrailTrail"
+            } else {
+                kind
+            };
+            out.push(Resource::new(kind, id));
+            break;
+        }
+    }
+    if out.is_empty() && !account.is_empty() {
+        out.push(Resource::new("AwsAccount", account));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Severity;
+    use serde_json::json;
+
+    #[test]
+    fn a_console_login_without_mfa() {
+        let record = json!({
+            "eventVersion": "1.08", "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+            "eventID": "e-1", "eventTime": "2026-01-01T10:00:00Z", "awsRegion": "us-east-1",
+            "recipientAccountId": "111122223333", "sourceIPAddress": "203.0.113.9",
+            "userAgent": "Mozilla/5.0",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "userName": "alice", "accountId": "111122223333"},
+            "additionalEventData": {"MFAUsed": "No"},
+            "responseElements": {"ConsoleLogin": "Success"}
+        });
+        let rule = RuleMeta {
+            id: "r1".into(),
+            title: "Console login without MFA".into(),
+            description: String::new(),
+            severity: Severity::Medium,
+            tactics: vec![],
+            techniques: vec![],
+            false_positives: vec![],
+            references: vec![],
+        };
+        let f = finding(&record, None, &rule);
+        let a = f.actor.as_ref().unwrap();
+        assert_eq!(a.actor_type, ActorType::IamUser);
+        assert_eq!(a.mfa_used, Some(false));
+        assert_eq!(a.source_ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(f.id, "r1:e-1");
+        assert_eq!(f.rule.as_ref().unwrap().id, "r1");
+        assert!(f.title.contains("alice called ConsoleLogin"), "{}", f.title);
+        assert_eq!(f.evidence["console_login"], "Success");
+    }
+}

@@ -1,0 +1,206 @@
+//! Sources: recognise an incoming event and turn it into findings.
+//!
+//! [`classify`] looks at an EventBridge event (or a bare finding or CloudTrail
+//! record, as replay and log files carry them) and says which parser owns it.
+//! Each parser keeps what it can read: only input that is not its kind of
+//! event at all is an error.
+
+pub mod cloudtrail;
+pub mod guardduty;
+
+use serde_json::Value;
+
+use crate::json;
+use crate::model::Source;
+
+/// Why an event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("event is not a JSON object")]
+    NotAnObject,
+    #[error("unsupported event: source {event_source:?}, detail-type {detail_type:?}")]
+    Unsupported {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error("{source_kind} event without a usable `{field}`")]
+    MissingField {
+        source_kind: Source,
+        field: &'static str,
+    },
+    #[error("expected a {expected} event, got {got}")]
+    WrongSource { expected: Source, got: String },
+}
+
+/// The EventBridge envelope fields Vigil uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Envelope {
+    pub id: String,
+    pub source: String,
+    pub detail_type: String,
+    pub account: String,
+    pub region: String,
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Envelope {
+    /// Reads the envelope if `event` has one (`detail-type` and `detail`).
+    pub fn read(event: &Value) -> Option<Envelope> {
+        let detail_type = json::str_at(event, &["detail-type"])?;
+        event.get("detail")?;
+        Some(Envelope {
+            id: json::string(event, &["id"]).unwrap_or_default(),
+            source: json::string(event, &["source"]).unwrap_or_default(),
+            detail_type: detail_type.to_string(),
+            account: json::string(event, &["account"]).unwrap_or_default(),
+            region: json::string(event, &["region"]).unwrap_or_default(),
+            time: json::time_at(event, &["time"]),
+        })
+    }
+}
+
+/// What an event is, with the part each parser reads.
+#[derive(Debug)]
+pub enum SourceEvent<'a> {
+    /// One GuardDuty finding (EventBridge `detail`, or bare as `GetFindings` returns it).
+    GuardDuty {
+        finding: &'a Value,
+        envelope: Option<Envelope>,
+    },
+    /// One CloudTrail record (EventBridge `detail`, or a bare record from a log file).
+    CloudTrail {
+        record: &'a Value,
+        envelope: Option<Envelope>,
+    },
+    /// Security Hub `Findings - Imported` (ASFF, `detail.findings[]`).
+    SecurityHub {
+        detail: &'a Value,
+        envelope: Envelope,
+    },
+    /// Macie's own `Macie Finding` event.
+    Macie {
+        finding: &'a Value,
+        envelope: Envelope,
+    },
+}
+
+impl SourceEvent<'_> {
+    pub fn source(&self) -> Source {
+        match self {
+            SourceEvent::GuardDuty { .. } => Source::GuardDuty,
+            SourceEvent::CloudTrail { .. } => Source::CloudTrail,
+            SourceEvent::SecurityHub { .. } => Source::SecurityHub,
+            SourceEvent::Macie { .. } => Source::Macie,
+        }
+    }
+
+    /// The EventBridge event id, Vigil's correlation id, when there is one.
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            SourceEvent::GuardDuty { envelope, .. } | SourceEvent::CloudTrail { envelope, .. } => {
+                envelope.as_ref().map(|e| e.id.as_str())
+            }
+            SourceEvent::SecurityHub { envelope, .. } | SourceEvent::Macie { envelope, .. } => {
+                Some(envelope.id.as_str())
+            }
+        }
+        .filter(|id| !id.is_empty())
+    }
+}
+
+/// CloudTrail detail-types EventBridge uses. Console sign-in is documented with
+/// both spellings, so both are accepted.
+pub const CLOUDTRAIL_DETAIL_TYPES: [&str; 5] = [
+    "AWS API Call via CloudTrail",
+    "AWS Console Sign In via CloudTrail",
+    "AWS Console Signin via CloudTrail",
+    "AWS Console Action via CloudTrail",
+    "AWS Service Event via CloudTrail",
+];
+
+/// Says which parser owns `event`.
+pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
+    if !event.is_object() {
+        return Err(SourceError::NotAnObject);
+    }
+    if let Some(envelope) = Envelope::read(event) {
+        let detail = &event["detail"];
+        let dt = envelope.detail_type.as_str();
+        return match (envelope.source.as_str(), dt) {
+            ("aws.guardduty", "GuardDuty Finding") => Ok(SourceEvent::GuardDuty {
+                finding: detail,
+                envelope: Some(envelope),
+            }),
+            ("aws.securityhub", d)
+                if d.starts_with("Security Hub Findings") || d.starts_with("Findings Imported") =>
+            {
+                Ok(SourceEvent::SecurityHub { detail, envelope })
+            }
+            ("aws.macie", "Macie Finding") => Ok(SourceEvent::Macie {
+                finding: detail,
+                envelope,
+            }),
+            (_, d) if CLOUDTRAIL_DETAIL_TYPES.contains(&d) => Ok(SourceEvent::CloudTrail {
+                record: detail,
+                envelope: Some(envelope),
+            }),
+            (source, detail_type) => Err(SourceError::Unsupported {
+                event_source: source.to_string(),
+                detail_type: detail_type.to_string(),
+            }),
+        };
+    }
+    if is_bare_guardduty_finding(event) {
+        return Ok(SourceEvent::GuardDuty {
+            finding: event,
+            envelope: None,
+        });
+    }
+    if event.get("eventName").is_some() && event.get("eventSource").is_some() {
+        return Ok(SourceEvent::CloudTrail {
+            record: event,
+            envelope: None,
+        });
+    }
+    Err(SourceError::Unsupported {
+        event_source: json::string(event, &["source"]).unwrap_or_default(),
+        detail_type: json::string(event, &["detail-type"]).unwrap_or_default(),
+    })
+}
+
+fn is_bare_guardduty_finding(v: &Value) -> bool {
+    let arn_says = json::str_at(v, &["arn"]).is_some_and(|a| a.contains(":guardduty:"));
+    let service_says = json::str_at(v, &["service", "serviceName"]) == Some("guardduty");
+    (arn_says || service_says) && json::str_at(v, &["type"]).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classifies_envelopes_and_bare_records() {
+        let gd = json!({"detail-type":"GuardDuty Finding","source":"aws.guardduty","id":"e1","detail":{}});
+        assert!(matches!(classify(&gd), Ok(SourceEvent::GuardDuty { .. })));
+        let signin = json!({"detail-type":"AWS Console Signin via CloudTrail","source":"aws.signin","detail":{}});
+        assert!(matches!(
+            classify(&signin),
+            Ok(SourceEvent::CloudTrail { .. })
+        ));
+        let bare = json!({"eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com"});
+        assert!(matches!(
+            classify(&bare),
+            Ok(SourceEvent::CloudTrail { envelope: None, .. })
+        ));
+        let ec2 = json!({"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}});
+        assert!(matches!(
+            classify(&ec2),
+            Err(SourceError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            classify(&json!([1])),
+            Err(SourceError::NotAnObject)
+        ));
+    }
+}
