@@ -80,3 +80,32 @@ pub async fn handle_event(pipeline: &Pipeline, event: Value) -> Result<Value, In
         }
     }
 }
+
+/// What a function is: its name and the sources it takes.
+pub struct FunctionSpec {
+    pub name: &'static str,
+    pub sources: &'static [Source],
+}
+
+/// Runs an EventBridge-triggered function: reads configuration, builds the
+/// clients and the pipeline once per cold start, then serves invocations.
+/// `detector` builds the CloudTrail rules when the function needs them.
+pub async fn run_eventbridge_function(
+    spec: FunctionSpec,
+    detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
+) -> Result<(), lambda_runtime::Error> {
+    let config = Config::from_env()?;
+    let detector = detector(&config)?;
+    let sdk = sdk_config().await;
+    let pipeline = function_pipeline(&config, &sdk, spec.sources, detector);
+    tracing::info!(function = spec.name, "ready");
+    let pipeline = &pipeline;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            handle_event(pipeline, event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Vigil test on a fresh machine: installs the Python tools into
+# .venv, starts moto server on loopback, runs the Rust tests against it, and
+# lints the SAM templates. Always stops the server.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_venv
+trap stop_moto EXIT
+start_moto
+
+echo "==> cargo test --workspace"
+cargo test --workspace --all-targets
+
+echo "==> SAM and CloudFormation linters"
+sam validate --lint --template template.yaml --region us-east-1
+cfn-lint template.yaml infra/*.yaml
+echo "==> all tests passed"
