@@ -95,6 +95,14 @@ pub async fn run_eventbridge_function(
     detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
 ) -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
+    if config.topic_arn.is_none() {
+        // A function without a topic would drop every alert: refuse to start.
+        return Err(StartupError::Config(ConfigError::Invalid {
+            name: "VIGIL_TOPIC_ARN",
+            message: "not set: alerts would go nowhere".into(),
+        })
+        .into());
+    }
     let detector = detector(&config)?;
     let sdk = sdk_config().await;
     let pipeline = function_pipeline(&config, &sdk, spec.sources, detector);

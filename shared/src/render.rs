@@ -226,10 +226,10 @@ pub fn email_body(alert: &Alert<'_>) -> String {
     }
     let when = match (f.first_seen, f.last_seen) {
         (Some(first), Some(last)) if first != last => format!(
-            "{} to {} ({} times)",
+            "{} to {}{}",
             first.format("%Y-%m-%d %H:%M:%S UTC"),
             last.format("%Y-%m-%d %H:%M:%S UTC"),
-            f.count
+            if f.count > 1 { format!(" (seen {} times)", f.count) } else { String::new() }
         ),
         _ => format!("{}", f.time.format("%Y-%m-%d %H:%M:%S UTC")),
     };

@@ -120,3 +120,116 @@ pub fn events_in(dir: &Path) -> Vec<(PathBuf, Value)> {
         })
         .collect()
 }
+
+/// A function binary running under cargo-lambda's Lambda runtime API emulator
+/// (`cargo lambda watch --only-lambda-apis`), invoked with `cargo lambda invoke`:
+/// the real runtime loop, the real serialization, the real error reporting.
+/// Both processes are killed on drop.
+pub struct LambdaFunction {
+    emulator: std::process::Child,
+    function: std::process::Child,
+    port: u16,
+    /// Where the function's stdout and stderr (its log lines) are written.
+    pub log_path: PathBuf,
+}
+
+/// Why an invocation did not return a result.
+#[derive(Debug)]
+pub struct InvokeError(pub String);
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn cargo_lambda_available() -> bool {
+    std::process::Command::new("cargo-lambda")
+        .args(["lambda", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl LambdaFunction {
+    /// Starts `binary` under the emulator with `env` added to its environment.
+    /// `None` (with a note) when cargo-lambda is not installed and the test
+    /// runs outside scripts/test.sh; under the script that is a failure.
+    pub fn start(binary: &Path, env: &[(&str, &str)]) -> Option<LambdaFunction> {
+        if !cargo_lambda_available() {
+            if std::env::var("VIGIL_REQUIRE_MOTO").as_deref() == Ok("1") {
+                panic!("cargo-lambda is not on PATH (scripts/test.sh installs it into .venv)");
+            }
+            eprintln!("skipping: needs cargo-lambda (run scripts/test.sh)");
+            return None;
+        }
+        let port = free_port();
+        let emulator = std::process::Command::new("cargo-lambda")
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the runtime emulator did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log_path = std::env::temp_dir().join(format!("{}.log", unique("lambda")));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let function = std::process::Command::new(binary)
+            .envs(env.iter().copied())
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        Some(LambdaFunction {
+            emulator,
+            function,
+            port,
+            log_path,
+        })
+    }
+
+    /// Invokes the function with `event`; the function's error on failure.
+    pub fn invoke(&self, event: &Value) -> Result<Value, InvokeError> {
+        let file = std::env::temp_dir().join(format!("{}.json", unique("event")));
+        std::fs::write(&file, event.to_string()).expect("event file");
+        let out = std::process::Command::new("cargo-lambda")
+            .args(["lambda", "invoke", "_", "-A", "127.0.0.1", "-P", &self.port.to_string(), "--data-file"])
+            .arg(&file)
+            .output()
+            .expect("cargo lambda invoke runs");
+        let _ = std::fs::remove_file(&file);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            serde_json::from_str(stdout.trim()).map_err(|e| InvokeError(format!("not JSON ({e}): {stdout}")))
+        } else {
+            Err(InvokeError(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr))))
+        }
+    }
+
+    /// The function's output so far (its JSON log lines).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for LambdaFunction {
+    fn drop(&mut self) {
+        let _ = self.function.kill();
+        let _ = self.emulator.kill();
+        let _ = self.function.wait();
+        let _ = self.emulator.wait();
+    }
+}
