@@ -3,6 +3,7 @@
 # .venv, starts moto server on loopback, runs the Rust tests against it, and
 # lints the SAM templates. Always stops the server.
 set -euo pipefail
+export SAM_CLI_TELEMETRY=0
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
