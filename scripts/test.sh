@@ -16,5 +16,6 @@ cargo test --workspace --all-targets
 
 echo "==> SAM and CloudFormation linters"
 sam validate --lint --template template.yaml --region us-east-1
+shopt -s nullglob
 cfn-lint template.yaml infra/*.yaml
 echo "==> all tests passed"
