@@ -6,7 +6,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # Pinned so CI and developers lint and emulate with the same versions.
-PY_TOOLS=("moto[server]==5.2.*" "cfn-lint==1.*" "aws-sam-cli==1.*" "cargo-lambda==1.9.*" "ziglang==0.13.*")
+PY_TOOLS=("moto[server]==5.2.*" "cfn-lint==1.*" "aws-sam-cli==1.*" "cargo-lambda==1.9.*" "ziglang==0.13.*" "checkov==3.*")
 
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then

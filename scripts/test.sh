@@ -18,4 +18,6 @@ echo "==> SAM and CloudFormation linters"
 sam validate --lint --template template.yaml --region us-east-1
 shopt -s nullglob
 cfn-lint template.yaml infra/*.yaml
+echo "==> checkov (skipped checks and reasons: .checkov.yaml)"
+checkov --config-file .checkov.yaml -f template.yaml $(printf -- '-f %s ' infra/*.yaml)
 echo "==> all tests passed"
