@@ -14,13 +14,20 @@ use serde_json::Value;
 
 /// The project root (the workspace).
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `../shared/events/<sub>` beside the project, when it exists (CI has it; a
 /// user's fresh clone may not).
 pub fn shared_events(sub: &str) -> Option<PathBuf> {
-    let p = project_root().join("..").join("shared").join("events").join(sub);
+    let p = project_root()
+        .join("..")
+        .join("shared")
+        .join("events")
+        .join(sub);
     p.is_dir().then_some(p)
 }
 
@@ -32,10 +39,15 @@ pub fn sample_dir(sub: &str, own: &str) -> PathBuf {
 
 /// The moto endpoint, or `None` (with a note) when the test runs without it.
 pub fn moto_endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL").ok().filter(|s| !s.is_empty()) {
+    match std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(url) => Some(url),
         None if std::env::var("VIGIL_REQUIRE_MOTO").as_deref() == Ok("1") => {
-            panic!("VIGIL_REQUIRE_MOTO=1 but AWS_ENDPOINT_URL is not set: moto server is not running")
+            panic!(
+                "VIGIL_REQUIRE_MOTO=1 but AWS_ENDPOINT_URL is not set: moto server is not running"
+            )
         }
         None => {
             eprintln!("skipping: needs moto server (run scripts/test.sh)");
@@ -56,7 +68,11 @@ pub async fn sdk() -> SdkConfig {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// An SNS topic with an SQS queue subscribed to it (envelope delivery, as an
@@ -64,8 +80,22 @@ pub fn unique(prefix: &str) -> String {
 pub async fn topic_with_queue(sdk: &SdkConfig, name: &str) -> anyhow::Result<(String, String)> {
     let sns = aws_sdk_sns::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let topic_arn = sns.create_topic().name(name).send().await?.topic_arn().unwrap_or_default().to_string();
-    let queue_url = sqs.create_queue().queue_name(name).send().await?.queue_url().unwrap_or_default().to_string();
+    let topic_arn = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -75,13 +105,23 @@ pub async fn topic_with_queue(sdk: &SdkConfig, name: &str) -> anyhow::Result<(St
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .unwrap_or_default();
-    sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await?;
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await?;
     Ok((topic_arn, queue_url))
 }
 
 /// Receives messages until `expected` have arrived or `timeout` passes, and
 /// returns their bodies parsed as JSON (the SNS notification envelope).
-pub async fn drain(sdk: &SdkConfig, queue_url: &str, expected: usize, timeout: Duration) -> anyhow::Result<Vec<Value>> {
+pub async fn drain(
+    sdk: &SdkConfig,
+    queue_url: &str,
+    expected: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Value>> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let started = Instant::now();
     let mut out = Vec::new();
@@ -97,7 +137,11 @@ pub async fn drain(sdk: &SdkConfig, queue_url: &str, expected: usize, timeout: D
         for m in msgs {
             out.push(serde_json::from_str(m.body().unwrap_or("null"))?);
             if let Some(handle) = m.receipt_handle() {
-                sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await?;
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
             }
         }
         if (out.len() >= expected && msgs.is_empty()) || started.elapsed() > timeout {
@@ -171,21 +215,35 @@ impl LambdaFunction {
         }
         let port = free_port();
         let emulator = std::process::Command::new("cargo-lambda")
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("cargo lambda watch starts");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "the runtime emulator did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the runtime emulator did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let log_path = std::env::temp_dir().join(format!("{}.log", unique("lambda")));
         let log = std::fs::File::create(&log_path).expect("log file");
         let function = std::process::Command::new(binary)
             .envs(env.iter().copied())
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -206,16 +264,29 @@ impl LambdaFunction {
         let file = std::env::temp_dir().join(format!("{}.json", unique("event")));
         std::fs::write(&file, event.to_string()).expect("event file");
         let out = std::process::Command::new("cargo-lambda")
-            .args(["lambda", "invoke", "_", "-A", "127.0.0.1", "-P", &self.port.to_string(), "--data-file"])
+            .args([
+                "lambda",
+                "invoke",
+                "_",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "--data-file",
+            ])
             .arg(&file)
             .output()
             .expect("cargo lambda invoke runs");
         let _ = std::fs::remove_file(&file);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         if out.status.success() {
-            serde_json::from_str(stdout.trim()).map_err(|e| InvokeError(format!("not JSON ({e}): {stdout}")))
+            serde_json::from_str(stdout.trim())
+                .map_err(|e| InvokeError(format!("not JSON ({e}): {stdout}")))
         } else {
-            Err(InvokeError(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr))))
+            Err(InvokeError(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )))
         }
     }
 

@@ -41,7 +41,9 @@ async fn every_guardduty_sample_reaches_an_sqs_subscriber_as_a_well_formed_alert
         expected.insert(id, ftype);
     }
 
-    let messages = drain(&sdk, &queue_url, events.len(), Duration::from_secs(20)).await.unwrap();
+    let messages = drain(&sdk, &queue_url, events.len(), Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(messages.len(), events.len(), "one SNS message per event");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for notification in &messages {
@@ -56,16 +58,23 @@ async fn every_guardduty_sample_reaches_an_sqs_subscriber_as_a_well_formed_alert
         assert!(vigil::ocsf::missing_required(&ocsf).is_empty(), "{ocsf}");
         assert_eq!(ocsf["class_uid"], 2004);
         let uid = ocsf["finding_info"]["uid"].as_str().unwrap();
-        let ftype = expected.get(uid).unwrap_or_else(|| panic!("unexpected finding {uid}"));
+        let ftype = expected
+            .get(uid)
+            .unwrap_or_else(|| panic!("unexpected finding {uid}"));
         assert_eq!(ocsf["finding_info"]["types"][0], ftype.as_str());
 
         let attrs = &notification["MessageAttributes"];
         let sev = attrs["severity"]["Value"].as_str().unwrap();
-        assert!(subject.starts_with(&format!("[{sev}]")), "{subject} vs {sev}");
+        assert!(
+            subject.starts_with(&format!("[{sev}]")),
+            "{subject} vs {sev}"
+        );
         assert_eq!(ocsf["severity"].as_str().unwrap().to_ascii_uppercase(), sev);
         assert_eq!(attrs["source"]["Value"], "GuardDuty");
         assert_eq!(attrs["finding_type"]["Value"].as_str().unwrap(), ftype);
-        assert!(attrs["account"]["Value"].as_str().is_some_and(|a| !a.is_empty()));
+        assert!(attrs["account"]["Value"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty()));
         *seen.entry(uid.to_string()).or_default() += 1;
     }
     // Some public samples share a finding id; every id must have arrived.
@@ -90,13 +99,19 @@ async fn severity_threshold_and_samples_gate_what_is_published() {
     let events = events_in(&vigil_e2e::project_root().join("examples/events/guardduty"));
     let mut alerts = 0;
     for (_, event) in events {
-        alerts += app::handle_event(&pipeline, event).await.unwrap()["alerts"].as_u64().unwrap();
+        alerts += app::handle_event(&pipeline, event).await.unwrap()["alerts"]
+            .as_u64()
+            .unwrap();
     }
     assert_eq!(alerts, 5);
-    let messages = drain(&sdk, &queue_url, 5, Duration::from_secs(20)).await.unwrap();
+    let messages = drain(&sdk, &queue_url, 5, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(messages.len(), 5);
     for m in messages {
-        let sev = m["MessageAttributes"]["severity"]["Value"].as_str().unwrap();
+        let sev = m["MessageAttributes"]["severity"]["Value"]
+            .as_str()
+            .unwrap();
         assert!(sev == "HIGH" || sev == "CRITICAL", "{sev}");
     }
 }
