@@ -229,7 +229,11 @@ pub fn email_body(alert: &Alert<'_>) -> String {
             "{} to {}{}",
             first.format("%Y-%m-%d %H:%M:%S UTC"),
             last.format("%Y-%m-%d %H:%M:%S UTC"),
-            if f.count > 1 { format!(" (seen {} times)", f.count) } else { String::new() }
+            if f.count > 1 {
+                format!(" (seen {} times)", f.count)
+            } else {
+                String::new()
+            }
         ),
         _ => format!("{}", f.time.format("%Y-%m-%d %H:%M:%S UTC")),
     };
