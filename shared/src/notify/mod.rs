@@ -1,0 +1,569 @@
+//! The notifier: Vigil's alerts from the SNS topic to Slack and PagerDuty.
+//!
+//! The notifier Lambda is subscribed to the alert topic with protocol `lambda`,
+//! so each SNS record carries the `lambda` key of the alert: the finding as
+//! OCSF JSON ([`crate::ocsf`]). For each record it reads an [`AlertView`],
+//! then hands it to every [`Destination`]:
+//! - [`PagerDuty`] first: Events v2 is idempotent on the dedup key, so a retry
+//!   after a later failure cannot page twice;
+//! - then [`SlackWebhook`]: a Block Kit card for a new finding, one compact
+//!   line for a repeat or a resolution.
+//!
+//! Every destination is tried even when an earlier one failed (one channel
+//! down must not silence the others); then any failure fails the invocation,
+//! so Lambda retries the event and, in the end, keeps it in the dead-letter
+//! queue. Delivery is therefore at least once: after a partial failure, the
+//! retry may post to Slack a second time.
+
+pub mod http;
+pub mod pagerduty;
+pub mod secrets;
+pub mod slack;
+pub mod trace;
+pub mod view;
+
+use std::env;
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::sns::{SnsEvent, SnsRecord};
+use serde_json::{json, Value};
+use tracing::{info_span, Instrument};
+
+use crate::config::ConfigError;
+use crate::model::Severity;
+use crate::sinks::SinkError;
+use crate::telemetry::{xray, InvocationInfo, TelemetryOptions, Trigger};
+
+pub use http::{HttpClient, HttpError, HttpPolicy};
+pub use pagerduty::PagerDuty;
+pub use secrets::{Secret, SecretError, SecretString};
+pub use slack::SlackWebhook;
+pub use trace::{aws_trace_header, trace_parent};
+pub use view::{AlertStatus, AlertView, ViewError};
+
+/// What a destination did with an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Not for this destination (below its minimum severity, say).
+    Skipped(&'static str),
+}
+
+/// A boxed future, so destinations can be held as `Box<dyn Destination>`.
+pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, SinkError>> + Send + 'a>>;
+
+/// Somewhere the notifier sends alerts: Slack, PagerDuty. Takes the alert as
+/// the notifier reads it from SNS, not a [`crate::Finding`]: the notifier
+/// never has the finding itself, only its OCSF rendering.
+pub trait Destination: Send + Sync {
+    /// Short name for logs and metrics (`slack`, `pagerduty`).
+    fn name(&self) -> &'static str;
+    /// Delivers one alert. Must not panic on any alert content.
+    fn deliver<'a>(&'a self, alert: &'a AlertView) -> DeliverFuture<'a>;
+}
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The SNS message is not a Vigil alert. Retrying will not help; failing
+    /// still keeps it in the dead-letter queue for a person to look at.
+    #[error("SNS message {message_id}: {source}")]
+    BadMessage {
+        message_id: String,
+        #[source]
+        source: ViewError,
+    },
+    /// Some destination did not take the alert.
+    #[error("{} of {attempted} deliveries failed: {}", failures.len(), failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Delivery {
+        attempted: usize,
+        failures: Vec<SinkError>,
+    },
+}
+
+impl NotifyError {
+    /// Whether a retry of the invocation may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            NotifyError::BadMessage { .. } => false,
+            NotifyError::Delivery { failures, .. } => failures.iter().any(SinkError::is_transient),
+        }
+    }
+}
+
+/// Why the notifier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyStartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// What happened to one SNS record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordReport {
+    pub message_id: String,
+    pub finding_id: String,
+    pub status: AlertStatus,
+    /// Each destination's name and outcome, in delivery order.
+    pub outcomes: Vec<(&'static str, Outcome)>,
+}
+
+/// Notifier settings from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierConfig {
+    /// Secret holding the Slack incoming-webhook URL
+    /// (`VIGIL_SLACK_WEBHOOK_SECRET_ARN`). None: no Slack.
+    pub slack_webhook_secret_arn: Option<String>,
+    /// Lowest severity posted to Slack (`VIGIL_SLACK_MIN_SEVERITY`, default
+    /// INFORMATIONAL: whatever the topic subscription lets through).
+    pub slack_min_severity: Severity,
+    /// Secret holding the PagerDuty integration's routing key
+    /// (`VIGIL_PAGERDUTY_SECRET_ARN`). None: no PagerDuty.
+    pub pagerduty_secret_arn: Option<String>,
+    /// Lowest severity that pages (`VIGIL_PAGERDUTY_MIN_SEVERITY`, default HIGH).
+    pub pagerduty_min_severity: Severity,
+    /// Events v2 endpoint (`VIGIL_PAGERDUTY_URL`, default the public one).
+    pub pagerduty_url: String,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        NotifierConfig {
+            slack_webhook_secret_arn: None,
+            slack_min_severity: Severity::Informational,
+            pagerduty_secret_arn: None,
+            pagerduty_min_severity: Severity::High,
+            pagerduty_url: pagerduty::DEFAULT_URL.to_string(),
+        }
+    }
+}
+
+impl NotifierConfig {
+    /// Reads the `VIGIL_*` notifier variables.
+    pub fn from_env() -> Result<NotifierConfig, ConfigError> {
+        NotifierConfig::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`. A notifier with no destination is an
+    /// error: it would swallow every alert without a trace.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<NotifierConfig, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let severity = |name: &'static str, default: Severity| match get(name) {
+            None => Ok(default),
+            Some(s) => s
+                .parse()
+                .map_err(|e: crate::model::UnknownSeverity| ConfigError::Invalid {
+                    name,
+                    message: e.to_string(),
+                }),
+        };
+        let c = NotifierConfig {
+            slack_webhook_secret_arn: get("VIGIL_SLACK_WEBHOOK_SECRET_ARN"),
+            slack_min_severity: severity("VIGIL_SLACK_MIN_SEVERITY", Severity::Informational)?,
+            pagerduty_secret_arn: get("VIGIL_PAGERDUTY_SECRET_ARN"),
+            pagerduty_min_severity: severity("VIGIL_PAGERDUTY_MIN_SEVERITY", Severity::High)?,
+            pagerduty_url: get("VIGIL_PAGERDUTY_URL")
+                .unwrap_or_else(|| pagerduty::DEFAULT_URL.to_string()),
+        };
+        HttpClient::check_url(&c.pagerduty_url).map_err(|e| ConfigError::Invalid {
+            name: "VIGIL_PAGERDUTY_URL",
+            message: e.to_string(),
+        })?;
+        if c.slack_webhook_secret_arn.is_none() && c.pagerduty_secret_arn.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "VIGIL_SLACK_WEBHOOK_SECRET_ARN",
+                message: "the notifier has nowhere to send: set it or VIGIL_PAGERDUTY_SECRET_ARN"
+                    .into(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// Names a Slack secret may hold the webhook URL under when it is JSON.
+pub const SLACK_SECRET_KEYS: &[&str] = &["webhook_url", "url", "webhook"];
+/// Names a PagerDuty secret may hold the routing key under when it is JSON.
+pub const PAGERDUTY_SECRET_KEYS: &[&str] = &["routing_key", "integration_key", "key"];
+
+/// The configured destinations; built once per cold start.
+pub struct Notifier {
+    destinations: Vec<Box<dyn Destination>>,
+}
+
+impl Notifier {
+    /// A notifier for `destinations`, tried in the order given.
+    pub fn new(destinations: Vec<Box<dyn Destination>>) -> Notifier {
+        Notifier { destinations }
+    }
+
+    /// PagerDuty (if configured) then Slack (if configured), with secrets read
+    /// from Secrets Manager through `sdk` on first use.
+    pub fn from_config(
+        config: &NotifierConfig,
+        sdk: &SdkConfig,
+    ) -> Result<Notifier, NotifyStartError> {
+        let http = HttpClient::new(HttpPolicy::default())?;
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let mut destinations: Vec<Box<dyn Destination>> = Vec::new();
+        if let Some(arn) = &config.pagerduty_secret_arn {
+            destinations.push(Box::new(PagerDuty::new(
+                Secret::secrets_manager(secrets.clone(), arn, PAGERDUTY_SECRET_KEYS),
+                config.pagerduty_url.clone(),
+                config.pagerduty_min_severity,
+                http.clone(),
+            )));
+        }
+        if let Some(arn) = &config.slack_webhook_secret_arn {
+            destinations.push(Box::new(
+                SlackWebhook::new(
+                    Secret::secrets_manager(secrets, arn, SLACK_SECRET_KEYS),
+                    http,
+                )
+                .min_severity(config.slack_min_severity),
+            ));
+        }
+        Ok(Notifier::new(destinations))
+    }
+
+    pub fn destinations(&self) -> impl Iterator<Item = &str> {
+        self.destinations.iter().map(|d| d.name())
+    }
+
+    /// Handles one Lambda invocation. SNS sends one record per invocation;
+    /// should there be more, each is delivered and any failure fails all.
+    pub async fn handle(&self, event: &SnsEvent) -> Result<Vec<RecordReport>, NotifyError> {
+        let mut reports = Vec::with_capacity(event.records.len());
+        let mut first_error = None;
+        for record in &event.records {
+            match self.notify_record(record).await {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(reports),
+        }
+    }
+
+    /// Reads one SNS record's alert and delivers it everywhere, in its own
+    /// span. The trace it belongs to is the invocation's, which
+    /// [`run_function`] parents on the alert's trace ([`trace_parent`]).
+    pub async fn notify_record(&self, record: &SnsRecord) -> Result<RecordReport, NotifyError> {
+        let span = info_span!(
+            "vigil.notify",
+            otel.kind = "consumer",
+            messaging.system = "aws_sns",
+            messaging.message.id = %record.sns.message_id,
+            vigil.alert_traceparent = trace_parent(record).unwrap_or_default(),
+            vigil.finding_id = tracing::field::Empty,
+            vigil.fingerprint = tracing::field::Empty,
+            vigil.severity = tracing::field::Empty,
+            vigil.alert_status = tracing::field::Empty,
+        );
+        self.deliver_record(record).instrument(span).await
+    }
+
+    async fn deliver_record(&self, record: &SnsRecord) -> Result<RecordReport, NotifyError> {
+        let message_id = record.sns.message_id.clone();
+        let mut alert = AlertView::parse(&record.sns.message).map_err(|source| {
+            tracing::error!(error = %source, messaging.message.id = %message_id, "not a Vigil alert");
+            NotifyError::BadMessage {
+                message_id: message_id.clone(),
+                source,
+            }
+        })?;
+        if let Some(n) = record
+            .sns
+            .message_attributes
+            .get("suppressed_repeats")
+            .and_then(|a| a.value.trim().parse::<u64>().ok())
+        {
+            alert.note_suppressed_repeats(n);
+        }
+        let span = tracing::Span::current();
+        span.record("vigil.finding_id", alert.finding_id.as_str());
+        span.record("vigil.fingerprint", alert.fingerprint.as_str());
+        span.record("vigil.severity", alert.severity.as_str());
+        span.record("vigil.alert_status", status_name(alert.status));
+
+        let mut outcomes = Vec::with_capacity(self.destinations.len());
+        let mut failures = Vec::new();
+        for d in &self.destinations {
+            let result = d
+                .deliver(&alert)
+                .instrument(info_span!("notify.deliver", vigil.destination = d.name()))
+                .await;
+            match result {
+                Ok(outcome) => {
+                    tracing::info!(
+                        vigil.destination = d.name(),
+                        vigil.finding_id = %alert.finding_id,
+                        outcome = outcome_name(outcome),
+                        "alert {}",
+                        outcome_name(outcome)
+                    );
+                    outcomes.push((d.name(), outcome));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        vigil.destination = d.name(),
+                        vigil.finding_id = %alert.finding_id,
+                        error = %e,
+                        transient = e.is_transient(),
+                        "alert delivery failed"
+                    );
+                    failures.push(e);
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(NotifyError::Delivery {
+                attempted: self.destinations.len(),
+                failures,
+            });
+        }
+        Ok(RecordReport {
+            message_id,
+            finding_id: alert.finding_id,
+            status: alert.status,
+            outcomes,
+        })
+    }
+}
+
+fn status_name(s: AlertStatus) -> &'static str {
+    match s {
+        AlertStatus::New => "new",
+        AlertStatus::Repeat => "repeat",
+        AlertStatus::Resolved => "resolved",
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Sent => "sent",
+        Outcome::Skipped(_) => "skipped",
+    }
+}
+
+/// The invocation's result as JSON, for the Lambda's response.
+pub fn report_json(reports: &[RecordReport]) -> Value {
+    json!({
+        "records": reports.len(),
+        "deliveries": reports.iter().map(|r| json!({
+            "message_id": r.message_id,
+            "finding_id": r.finding_id,
+            "status": status_name(r.status),
+            "outcomes": r.outcomes.iter().map(|(d, o)| json!({
+                "destination": d,
+                "outcome": outcome_name(*o),
+                "reason": match o { Outcome::Skipped(why) => Some(*why), Outcome::Sent => None },
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs the notifier Lambda: telemetry first, then configuration and the
+/// clients once per cold start, then SNS invocations. Each invocation's span
+/// continues the trace the alert carries (SNS sends one record per
+/// invocation), so the deliveries show up in the trace behind the alert's
+/// "View trace" button; without trace attributes it falls back to the
+/// Lambda's X-Ray context.
+pub async fn run_function() -> Result<(), lambda_runtime::Error> {
+    let telemetry = crate::telemetry::init(TelemetryOptions::lambda("notifier"))?;
+    let config = NotifierConfig::from_env()?;
+    let sdk = crate::app::sdk_config().await;
+    let notifier = Notifier::from_config(&config, &sdk)?;
+    tracing::info!(
+        function = "notifier",
+        destinations = ?notifier.destinations().collect::<Vec<_>>(),
+        "ready"
+    );
+    let (notifier, telemetry) = (&notifier, &telemetry);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SnsEvent>| async move {
+            let lambda_runtime::LambdaEvent { payload, context } = event;
+            let mut invocation =
+                telemetry.invocation(InvocationInfo::new(&context, Trigger::PubSub));
+            if let Some(record) = payload.records.first() {
+                invocation = invocation.correlation_id(&record.sns.message_id);
+                let parent = trace_parent(record);
+                if let Some(cx) = parent.as_deref().and_then(|tp| {
+                    xray::parent_from_carrier(|k| (k == "traceparent").then_some(tp))
+                }) {
+                    invocation = invocation.continue_trace(cx);
+                }
+            }
+            invocation
+                .run(notifier.handle(&payload))
+                .await
+                .map(|reports| report_json(&reports))
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<NotifierConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NotifierConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn config_defaults_and_errors() {
+        let c = cfg(&[("VIGIL_SLACK_WEBHOOK_SECRET_ARN", "arn:slack")]).unwrap();
+        assert_eq!(c.slack_webhook_secret_arn.as_deref(), Some("arn:slack"));
+        assert_eq!(c.pagerduty_min_severity, Severity::High);
+        assert_eq!(c.slack_min_severity, Severity::Informational);
+        assert_eq!(c.pagerduty_url, pagerduty::DEFAULT_URL);
+        let c = cfg(&[
+            ("VIGIL_PAGERDUTY_SECRET_ARN", "arn:pd"),
+            ("VIGIL_PAGERDUTY_MIN_SEVERITY", "critical"),
+            (
+                "VIGIL_PAGERDUTY_URL",
+                "https://events.eu.pagerduty.com/v2/enqueue",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.pagerduty_min_severity, Severity::Critical);
+        assert!(cfg(&[]).is_err(), "no destination");
+        assert!(cfg(&[("VIGIL_SLACK_WEBHOOK_SECRET_ARN", " ")]).is_err());
+        assert!(cfg(&[
+            ("VIGIL_PAGERDUTY_SECRET_ARN", "arn:pd"),
+            ("VIGIL_PAGERDUTY_MIN_SEVERITY", "urgent")
+        ])
+        .is_err());
+        assert!(cfg(&[
+            ("VIGIL_PAGERDUTY_SECRET_ARN", "arn:pd"),
+            (
+                "VIGIL_PAGERDUTY_URL",
+                "http://events.pagerduty.com/v2/enqueue"
+            )
+        ])
+        .is_err());
+    }
+
+    /// Records what it was given; fails when told to.
+    struct Probe {
+        name: &'static str,
+        fail: bool,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Destination for Probe {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn deliver<'a>(&'a self, alert: &'a AlertView) -> DeliverFuture<'a> {
+            Box::pin(async move {
+                self.seen
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}:{}", self.name, alert.finding_id));
+                if self.fail {
+                    Err(SinkError::Transient {
+                        sink: "probe",
+                        message: "down".into(),
+                    })
+                } else {
+                    Ok(Outcome::Sent)
+                }
+            })
+        }
+    }
+
+    fn event(message: &str, attrs: Value) -> SnsEvent {
+        serde_json::from_value(json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:1:t:s",
+            "Sns": {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                    "Subject": "[HIGH] x", "Message": message, "Timestamp": "2026-01-01T00:00:00.000Z",
+                    "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
+                    "MessageAttributes": attrs}
+        }]}))
+        .unwrap()
+    }
+
+    fn alert_message() -> String {
+        crate::ocsf::to_ocsf(&view::tests_support::finding()).to_string()
+    }
+
+    #[tokio::test]
+    async fn every_destination_is_tried_and_any_failure_fails_the_invocation() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let n = Notifier::new(vec![
+            Box::new(Probe {
+                name: "a",
+                fail: true,
+                seen: seen.clone(),
+            }),
+            Box::new(Probe {
+                name: "b",
+                fail: false,
+                seen: seen.clone(),
+            }),
+        ]);
+        let err = n
+            .handle(&event(&alert_message(), json!({})))
+            .await
+            .unwrap_err();
+        assert!(err.is_transient());
+        assert!(
+            matches!(err, NotifyError::Delivery { attempted: 2, ref failures } if failures.len() == 1)
+        );
+        assert_eq!(*seen.lock().unwrap(), ["a:f-1", "b:f-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_message_that_is_not_an_alert_fails_without_delivering() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let n = Notifier::new(vec![Box::new(Probe {
+            name: "a",
+            fail: false,
+            seen: seen.clone(),
+        })]);
+        let err = n
+            .handle(&event("{\"default\": \"x\"}", json!({})))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::BadMessage { .. }));
+        assert!(!err.is_transient());
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_delivered_alert_is_reported_per_destination() {
+        let n = Notifier::new(vec![Box::new(Probe {
+            name: "a",
+            fail: false,
+            seen: Arc::new(Mutex::new(Vec::new())),
+        })]);
+        let reports = n.handle(&event(&alert_message(), json!({}))).await.unwrap();
+        assert_eq!(reports[0].outcomes, [("a", Outcome::Sent)]);
+        assert_eq!(reports[0].finding_id, "f-1");
+        let out = report_json(&reports);
+        assert_eq!(out["records"], 1);
+        assert_eq!(out["deliveries"][0]["outcomes"][0]["outcome"], "sent");
+    }
+}

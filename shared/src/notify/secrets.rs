@@ -1,0 +1,229 @@
+//! Credentials the notifier posts with (the Slack webhook URL, the PagerDuty
+//! routing key), read from AWS Secrets Manager.
+//!
+//! Read lazily on first use and cached for the life of the execution
+//! environment: one `GetSecretValue` per cold start, not per alert. When the
+//! destination says the credential is no longer valid (a revoked webhook), the
+//! cache is dropped so the next invocation reads the secret again and picks up
+//! a rotation without a redeploy.
+//!
+//! A secret is either the bare value or a JSON object holding it under one of
+//! a few names (`{"webhook_url": "..."}`, `{"routing_key": "..."}`), the two
+//! shapes the Secrets Manager console makes easy.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Throttling, network, 5xx: the invocation's retry may succeed.
+    #[error("reading secret {arn}: {message}")]
+    Unavailable { arn: String, message: String },
+    /// Missing secret, no permission, empty value: fix the configuration.
+    #[error("secret {arn}: {message}")]
+    Invalid { arn: String, message: String },
+}
+
+impl SecretError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SecretError::Unavailable { .. })
+    }
+}
+
+/// A secret value that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Arc<str>);
+
+impl SecretString {
+    pub fn new(s: impl Into<Arc<str>>) -> SecretString {
+        SecretString(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+enum Origin {
+    SecretsManager {
+        client: aws_sdk_secretsmanager::Client,
+        arn: String,
+    },
+    /// A value given directly (tests, local runs).
+    Value(SecretString),
+}
+
+/// One credential: where it comes from, and the cached value.
+pub struct Secret {
+    origin: Origin,
+    /// Names the value may sit under when the secret is a JSON object.
+    json_keys: &'static [&'static str],
+    cached: Mutex<Option<SecretString>>,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = match &self.origin {
+            Origin::SecretsManager { arn, .. } => arn.as_str(),
+            Origin::Value(_) => "<value>",
+        };
+        f.debug_struct("Secret").field("origin", &origin).finish()
+    }
+}
+
+impl Secret {
+    /// The secret `arn` (or name) in Secrets Manager.
+    pub fn secrets_manager(
+        client: aws_sdk_secretsmanager::Client,
+        arn: impl Into<String>,
+        json_keys: &'static [&'static str],
+    ) -> Secret {
+        Secret {
+            origin: Origin::SecretsManager {
+                client,
+                arn: arn.into(),
+            },
+            json_keys,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// A value known up front.
+    pub fn value(value: impl Into<Arc<str>>) -> Secret {
+        Secret {
+            origin: Origin::Value(SecretString::new(value)),
+            json_keys: &[],
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The value, from the cache or read now.
+    pub async fn get(&self) -> Result<SecretString, SecretError> {
+        let (client, arn) = match &self.origin {
+            Origin::Value(v) => return Ok(v.clone()),
+            Origin::SecretsManager { client, arn } => (client, arn),
+        };
+        let mut cached = self.cached.lock().await;
+        if let Some(v) = cached.as_ref() {
+            return Ok(v.clone());
+        }
+        let out = client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| classify(arn, &e))?;
+        let raw = match (out.secret_string(), out.secret_binary()) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(b)) => String::from_utf8_lossy(b.as_ref()).into_owned(),
+            (None, None) => String::new(),
+        };
+        let value = extract(&raw, self.json_keys).ok_or_else(|| SecretError::Invalid {
+            arn: arn.clone(),
+            message: format!(
+                "empty, or a JSON object without any of the keys {:?}",
+                self.json_keys
+            ),
+        })?;
+        let value = SecretString::new(value);
+        *cached = Some(value.clone());
+        Ok(value)
+    }
+
+    /// Forgets the cached value: the next [`Secret::get`] reads it again.
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+}
+
+/// The value in `raw`: the string itself, or the first of `keys` when `raw`
+/// is a JSON object. Surrounding whitespace (a pasted newline) is dropped.
+pub fn extract(raw: &str, keys: &[&str]) -> Option<String> {
+    let raw = raw.trim();
+    let value = match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(map)) => keys
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_str))?
+            .trim()
+            .to_string(),
+        _ => raw.to_string(),
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+fn classify<E: ProvideErrorMetadata + fmt::Debug, R>(
+    arn: &str,
+    err: &SdkError<E, R>,
+) -> SecretError {
+    let (transient, message) = match err {
+        SdkError::ServiceError(e) => {
+            let code = e.err().code().unwrap_or("unknown");
+            let transient = code.contains("Throttl") || code == "InternalServiceError";
+            (
+                transient,
+                format!("{code}: {}", e.err().message().unwrap_or("")),
+            )
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (true, format!("{err}"))
+        }
+        other => (false, format!("{other}")),
+    };
+    let arn = arn.to_string();
+    if transient {
+        SecretError::Unavailable { arn, message }
+    } else {
+        SecretError::Invalid { arn, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_and_json_secrets_both_work() {
+        let keys = &["webhook_url", "url"];
+        assert_eq!(
+            extract(" https://hooks.slack.com/x\n", keys).as_deref(),
+            Some("https://hooks.slack.com/x")
+        );
+        assert_eq!(
+            extract(r#"{"url": "https://a"}"#, keys).as_deref(),
+            Some("https://a")
+        );
+        assert_eq!(
+            extract(r#"{"webhook_url": "https://b", "url": "https://a"}"#, keys).as_deref(),
+            Some("https://b")
+        );
+        assert_eq!(extract(r#"{"other": "x"}"#, keys), None);
+        assert_eq!(extract("   ", keys), None);
+    }
+
+    #[test]
+    fn values_are_redacted_in_debug_output() {
+        let s = SecretString::new("R0UT1NGKEY");
+        assert!(!format!("{s:?}").contains("R0UT1NGKEY"));
+        let secret = Secret::value("R0UT1NGKEY");
+        assert!(!format!("{secret:?}").contains("R0UT1NGKEY"));
+    }
+
+    #[tokio::test]
+    async fn a_given_value_is_returned_as_is() {
+        let s = Secret::value("k");
+        assert_eq!(s.get().await.unwrap().expose(), "k");
+        s.invalidate().await;
+        assert_eq!(s.get().await.unwrap().expose(), "k");
+    }
+}

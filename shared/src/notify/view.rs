@@ -1,0 +1,559 @@
+//! What the notifier reads from an alert: the OCSF Detection Finding that
+//! [`crate::render::sns_message`] puts under the `lambda` key.
+//!
+//! The notifier never rebuilds a full [`crate::Finding`]: it reads the few
+//! fields a chat card or a page needs, forgivingly (a missing or oddly typed
+//! field is `None`, never an error), because the alert may come from a newer or
+//! older Vigil than the notifier. Only an alert without a finding id is
+//! rejected: without it there is nothing to name and nothing to dedup on.
+//!
+//! Every string here is still untrusted event text: escaping happens where it
+//! is rendered ([`super::slack`], [`super::pagerduty`]).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::json;
+use crate::model::Severity;
+use crate::ocsf;
+
+/// Why an SNS message is not an alert the notifier can read.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("the message is not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("the message is not an OCSF finding: {0}")]
+    NotAFinding(&'static str),
+}
+
+/// Where the finding stands, from OCSF `status_id` and `activity_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertStatus {
+    /// First alert for this fingerprint.
+    New,
+    /// The source or Vigil has seen it before (OCSF activity 2 Update, a
+    /// `count` above 1, or repeats suppressed since the last alert).
+    Repeat,
+    /// Resolved at the source (OCSF `status_id` 4 or activity 3 Close):
+    /// PagerDuty resolves the incident.
+    Resolved,
+}
+
+/// A resource the finding is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceView {
+    pub uid: String,
+    pub kind: Option<String>,
+}
+
+/// The principal that acted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActorView {
+    pub name: Option<String>,
+    /// ARN or principal id.
+    pub uid: Option<String>,
+    /// `Root`, `IAMUser`, `AssumedRole`, ...
+    pub kind: Option<String>,
+    pub mfa: Option<bool>,
+    pub access_key_id: Option<String>,
+}
+
+impl ActorView {
+    /// The shortest name a person recognises.
+    pub fn display_name(&self) -> Option<&str> {
+        self.name.as_deref().or(self.uid.as_deref())
+    }
+}
+
+/// The remote side of the activity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointView {
+    pub ip: Option<String>,
+    pub port: Option<u64>,
+    pub domain: Option<String>,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub asn: Option<String>,
+    pub org: Option<String>,
+}
+
+/// An ATT&CK tactic as the alert names it (`TA0006`, "Credential Access").
+#[derive(Debug, Clone, PartialEq)]
+pub struct TacticView {
+    pub uid: String,
+    pub name: Option<String>,
+}
+
+/// The fields of one alert that the notifier renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertView {
+    /// `finding_info.uid`: the source's finding id.
+    pub finding_id: String,
+    /// `metadata.correlation_uid`: the dedup fingerprint; the finding id when
+    /// the alert carries none. PagerDuty's `dedup_key`.
+    pub fingerprint: String,
+    pub title: String,
+    pub description: String,
+    /// Source finding type or rule id (`finding_info.types[0]`, else the analytic uid).
+    pub finding_type: Option<String>,
+    /// GuardDuty, CloudTrail, SecurityHub, ... (`metadata.product.feature.name`).
+    pub source: Option<String>,
+    pub product: Option<String>,
+    pub severity: Severity,
+    /// The source's own score or label ("8.0").
+    pub source_severity: Option<String>,
+    pub status: AlertStatus,
+    /// How many times the source has seen it.
+    pub count: u64,
+    /// Repeats Vigil suppressed since the last alert
+    /// (`unmapped.vigil_suppressed_repeats`), when the alert says.
+    pub suppressed_repeats: Option<u64>,
+    pub time: Option<DateTime<Utc>>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub account_id: Option<String>,
+    pub account_name: Option<String>,
+    pub region: Option<String>,
+    pub resources: Vec<ResourceView>,
+    pub actor: Option<ActorView>,
+    pub src_endpoint: Option<EndpointView>,
+    pub user_agent: Option<String>,
+    pub tactics: Vec<TacticView>,
+    pub techniques: Vec<String>,
+    /// `finding_info.src_url`: the finding in the AWS console.
+    pub console_url: Option<String>,
+    /// `unmapped.trace_id`: Vigil's W3C trace id for this event.
+    pub trace_id: Option<String>,
+    pub xray_trace_id: Option<String>,
+    /// `unmapped.trace_url`: the trace in the configured backend.
+    pub trace_url: Option<String>,
+    /// A sample the source generated for testing.
+    pub sample: bool,
+}
+
+impl AlertView {
+    /// Reads the SNS message body (the `lambda` key of Vigil's message).
+    pub fn parse(message: &str) -> Result<AlertView, ViewError> {
+        let v: Value = serde_json::from_str(message)?;
+        AlertView::from_ocsf(&v)
+    }
+
+    /// Reads an OCSF Detection Finding as [`crate::ocsf::to_ocsf`] writes it.
+    pub fn from_ocsf(v: &Value) -> Result<AlertView, ViewError> {
+        if !v.is_object() {
+            return Err(ViewError::NotAFinding("not a JSON object"));
+        }
+        match json::number(v, &["class_uid"]) {
+            Some(c) if c as u32 == ocsf::CLASS_UID => {}
+            Some(_) => return Err(ViewError::NotAFinding("class_uid is not 2004")),
+            None => return Err(ViewError::NotAFinding("no class_uid")),
+        }
+        let s = |p: &[&str]| json::string(v, p);
+        let finding_id =
+            s(&["finding_info", "uid"]).ok_or(ViewError::NotAFinding("no finding_info.uid"))?;
+        let fingerprint = s(&["metadata", "correlation_uid"]).unwrap_or_else(|| finding_id.clone());
+
+        let severity = json::number(v, &["severity_id"])
+            .filter(|n| *n >= 0.0)
+            .map(|n| ocsf::severity_from_id(n as u64))
+            .or_else(|| s(&["severity"]).and_then(|l| l.parse().ok()))
+            .unwrap_or(Severity::Informational);
+        let count = json::number(v, &["count"])
+            .filter(|n| *n >= 1.0)
+            .map_or(1, |n| n as u64);
+        let suppressed_repeats = json::number(v, &["unmapped", "vigil_suppressed_repeats"])
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64);
+        let status_id = json::number(v, &["status_id"]).map(|n| n as i64);
+        let activity_id = json::number(v, &["activity_id"]).map(|n| n as i64);
+        let status = if status_id == Some(4) || activity_id == Some(3) {
+            AlertStatus::Resolved
+        } else if activity_id == Some(2) || count > 1 || suppressed_repeats.unwrap_or(0) > 0 {
+            AlertStatus::Repeat
+        } else {
+            AlertStatus::New
+        };
+
+        let resources = json::path(v, &["resources"])
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|r| {
+                        Some(ResourceView {
+                            uid: json::string(r, &["uid"])
+                                .or_else(|| json::string(r, &["name"]))?,
+                            kind: json::string(r, &["type"]),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let actor = json::path(v, &["actor"])
+            .filter(|a| a.is_object())
+            .map(|a| {
+                let u = |p: &[&str]| json::string(a, p);
+                ActorView {
+                    name: u(&["user", "name"]),
+                    uid: u(&["user", "uid"]),
+                    kind: u(&["user", "type"]),
+                    mfa: json::boolean(a, &["session", "is_mfa"]),
+                    access_key_id: u(&["user", "credential_uid"]),
+                }
+            });
+        let src_endpoint = json::path(v, &["src_endpoint"])
+            .filter(|e| e.is_object())
+            .map(|e| {
+                let g = |p: &[&str]| json::string(e, p);
+                EndpointView {
+                    ip: g(&["ip"]),
+                    port: json::number(e, &["port"])
+                        .filter(|p| (0.0..=65535.0).contains(p))
+                        .map(|p| p as u64),
+                    domain: g(&["domain"]),
+                    country: g(&["location", "country"]),
+                    city: g(&["location", "city"]),
+                    asn: g(&["autonomous_system", "number"]),
+                    org: g(&["autonomous_system", "name"]),
+                }
+            });
+
+        let mut tactics = Vec::new();
+        let mut techniques = Vec::new();
+        for attack in json::path(v, &["attacks"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(uid) = json::string(attack, &["tactic", "uid"]) {
+                tactics.push(TacticView {
+                    uid,
+                    name: json::string(attack, &["tactic", "name"]),
+                });
+            }
+            if let Some(uid) = json::string(attack, &["technique", "uid"]) {
+                techniques.push(uid);
+            }
+        }
+
+        Ok(AlertView {
+            title: s(&["finding_info", "title"])
+                .or_else(|| s(&["message"]))
+                .unwrap_or_else(|| finding_id.clone()),
+            description: s(&["finding_info", "desc"]).unwrap_or_default(),
+            finding_type: json::path(v, &["finding_info", "types"])
+                .and_then(Value::as_array)
+                .and_then(|t| t.first())
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .or_else(|| s(&["finding_info", "analytic", "uid"])),
+            source: s(&["metadata", "product", "feature", "name"])
+                .or_else(|| s(&["unmapped", "vigil_source"])),
+            product: s(&["finding_info", "product_uid"]),
+            severity,
+            source_severity: s(&["unmapped", "vigil_source_severity"]),
+            status,
+            count,
+            suppressed_repeats,
+            time: json::time_at(v, &["time"]),
+            first_seen: json::time_at(v, &["finding_info", "first_seen_time"]),
+            last_seen: json::time_at(v, &["finding_info", "last_seen_time"]),
+            account_id: s(&["cloud", "account", "uid"]),
+            account_name: s(&["cloud", "account", "name"]),
+            region: s(&["cloud", "region"]),
+            resources,
+            actor,
+            src_endpoint,
+            user_agent: s(&["http_request", "user_agent"]),
+            tactics,
+            techniques,
+            console_url: s(&["finding_info", "src_url"]),
+            trace_id: s(&["unmapped", "trace_id"]),
+            xray_trace_id: s(&["unmapped", "xray_trace_id"]),
+            trace_url: s(&["unmapped", "trace_url"]),
+            sample: json::boolean(v, &["unmapped", "vigil_sample"]).unwrap_or(false),
+            finding_id,
+            fingerprint,
+        })
+    }
+
+    /// "prod (111122223333)", the id alone, or the name alone.
+    pub fn account_label(&self) -> Option<String> {
+        match (&self.account_name, &self.account_id) {
+            (Some(name), Some(id)) if name != id => Some(format!("{name} ({id})")),
+            (_, Some(id)) => Some(id.clone()),
+            (Some(name), None) => Some(name.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// The resource most alerts are about: the first one.
+    pub fn primary_resource(&self) -> Option<&ResourceView> {
+        self.resources.first()
+    }
+
+    /// The remote IP: the network endpoint's.
+    pub fn source_ip(&self) -> Option<&str> {
+        self.src_endpoint.as_ref()?.ip.as_deref()
+    }
+
+    /// How many times it has been seen, for "seen again (N times)": the
+    /// repeats Vigil suppressed since the last alert plus this one when the
+    /// alert says, else the source's count.
+    pub fn times_seen(&self) -> u64 {
+        match self.suppressed_repeats {
+            Some(n) if n > 0 => n.saturating_add(1),
+            _ => self.count,
+        }
+    }
+
+    /// Takes the suppressed-repeat count from the SNS message attribute
+    /// `suppressed_repeats` when the body does not carry one: the SNS sink
+    /// sends it as an attribute. A positive count makes a new alert a repeat.
+    pub fn note_suppressed_repeats(&mut self, repeats: u64) {
+        if self.suppressed_repeats.is_some() {
+            return;
+        }
+        self.suppressed_repeats = Some(repeats);
+        if repeats > 0 && self.status == AlertStatus::New {
+            self.status = AlertStatus::Repeat;
+        }
+    }
+}
+
+/// Alerts for the notifier's unit tests: a typical one, and one with hostile
+/// text in every field the alert carries.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use crate::model::{
+        Actor, ActorType, Finding, Network, Resource, RuleRef, Source, Tactic, Technique, TraceIds,
+    };
+
+    pub(crate) fn finding() -> Finding {
+        let mut f = Finding::new(
+            Source::GuardDuty,
+            "f-1",
+            "UnauthorizedAccess:IAMUser/TorIPCaller",
+        );
+        f.title = "API called from a Tor exit node".into();
+        f.description = "An API was invoked from a Tor exit node.".into();
+        f.severity = Severity::High;
+        f.account_id = "111122223333".into();
+        f.account_name = Some("prod".into());
+        f.region = "us-east-1".into();
+        f.fingerprint = "fp-1".into();
+        f.resources
+            .push(Resource::new("AwsIamAccessKey", "AKIAEXAMPLE"));
+        f.actor = Some(Actor {
+            actor_type: ActorType::IamUser,
+            user_name: Some("alice".into()),
+            access_key_id: Some("AKIAEXAMPLE".into()),
+            mfa_used: Some(false),
+            ..Actor::default()
+        });
+        f.network = Network {
+            remote_ip: Some("198.51.100.7".into()),
+            remote_port: Some(443),
+            country: Some("Germany".into()),
+            ..Network::default()
+        };
+        f.tactics.push(Tactic::InitialAccess);
+        f.links.console =
+            Some("https://console.aws.amazon.com/guardduty/home#/findings?fId=f-1".into());
+        f.links.trace =
+            Some("https://ui.honeycomb.io/trace?trace_id=4bf92f3577b34da6a3ce929d0e0e4736".into());
+        f.trace = Some(TraceIds {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            xray_trace_id: "1-4bf92f35-77b34da6a3ce929d0e0e4736".into(),
+        });
+        f
+    }
+
+    pub(crate) fn sample_view() -> AlertView {
+        AlertView::from_ocsf(&ocsf::to_ocsf(&finding())).unwrap()
+    }
+
+    /// Mentions, links, markdown, terminal escapes, NUL, bidi overrides,
+    /// non-ASCII, and 100k characters.
+    pub(crate) fn evil(tag: &str) -> String {
+        format!(
+            "{tag} <!channel> <!here> <@U1> <#C1> <!subteam^S1> <https://evil.example|click> \
+             *bold* _it_ ~strike~ `code` ```block``` `lone > quote &amp; & \u{1b}[31mred\u{1b}[0m \0nul \
+             \u{202e}rtl\u{202c} \u{200b}zw \u{2028}ls élan 日本語 😀 :skull: {}",
+            "x".repeat(100_000)
+        )
+    }
+
+    pub(crate) fn hostile() -> AlertView {
+        let mut f = finding();
+        f.id = evil("id");
+        f.product = evil("product");
+        f.finding_type = evil("type");
+        f.rule = Some(RuleRef {
+            id: evil("rule"),
+            title: evil("rule title"),
+        });
+        f.title = evil("title");
+        f.description = format!("{}\n{}", evil("desc"), evil("line2"));
+        f.source_severity = Some(evil("score"));
+        f.techniques.push(Technique {
+            id: evil("T"),
+            name: Some(evil("tech")),
+        });
+        f.account_id = evil("acct");
+        f.account_name = Some(evil("acct name"));
+        f.region = evil("region");
+        f.resources = (0..30)
+            .map(|i| {
+                let mut r = Resource::new(evil("rtype"), evil(&format!("res{i}")));
+                r.tags.insert(evil("tagk"), evil("tagv"));
+                r
+            })
+            .collect();
+        f.actor = Some(Actor {
+            actor_type: ActorType::AssumedRole,
+            arn: Some(evil("arn")),
+            user_name: Some(evil("user")),
+            principal_id: Some(evil("pid")),
+            account_id: Some(evil("aid")),
+            session_issuer: Some(evil("issuer")),
+            access_key_id: Some(evil("key")),
+            mfa_used: Some(true),
+            source_ip: Some(evil("ip")),
+            user_agent: Some(evil("ua")),
+            invoked_by: Some(evil("invoked")),
+        });
+        f.network = Network {
+            remote_ip: Some(evil("ip")),
+            remote_port: Some(1),
+            country: Some(evil("country")),
+            city: Some(evil("city")),
+            asn: Some(evil("asn")),
+            organization: Some(evil("org")),
+            domain: Some(evil("domain")),
+            ..Network::default()
+        };
+        f.evidence.insert(evil("ek"), evil("ev"));
+        f.remediation = Some(evil("fix"));
+        f.links.console = Some(format!("https://evil.example/<x>{}", evil("c")));
+        f.links.trace = Some("javascript:alert('evil')".into());
+        f.fingerprint = evil("fp");
+        f.event_id = Some(evil("event"));
+        f.trace = Some(TraceIds {
+            trace_id: evil("trace"),
+            xray_trace_id: evil("xray"),
+        });
+        AlertView::from_ocsf(&ocsf::to_ocsf(&f)).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::finding;
+    use super::*;
+    use crate::model::FindingStatus;
+
+    #[test]
+    fn reads_everything_the_ocsf_writer_puts_in() {
+        let f = finding();
+        let v = AlertView::from_ocsf(&ocsf::to_ocsf(&f)).unwrap();
+        assert_eq!(v.finding_id, "f-1");
+        assert_eq!(v.fingerprint, "fp-1");
+        assert_eq!(v.title, f.title);
+        assert_eq!(v.description, f.description);
+        assert_eq!(v.severity, Severity::High);
+        assert_eq!(v.status, AlertStatus::New);
+        assert_eq!(
+            v.finding_type.as_deref(),
+            Some("UnauthorizedAccess:IAMUser/TorIPCaller")
+        );
+        assert_eq!(v.source.as_deref(), Some("GuardDuty"));
+        assert_eq!(v.account_label().as_deref(), Some("prod (111122223333)"));
+        assert_eq!(v.region.as_deref(), Some("us-east-1"));
+        assert_eq!(v.primary_resource().unwrap().uid, "AKIAEXAMPLE");
+        assert_eq!(
+            v.primary_resource().unwrap().kind.as_deref(),
+            Some("AwsIamAccessKey")
+        );
+        let actor = v.actor.as_ref().unwrap();
+        assert_eq!(actor.display_name(), Some("alice"));
+        assert_eq!(actor.kind.as_deref(), Some("IAMUser"));
+        assert_eq!(actor.mfa, Some(false));
+        assert_eq!(v.source_ip(), Some("198.51.100.7"));
+        assert_eq!(v.src_endpoint.as_ref().unwrap().port, Some(443));
+        assert_eq!(v.tactics[0].uid, "TA0001");
+        assert_eq!(v.tactics[0].name.as_deref(), Some("Initial Access"));
+        assert_eq!(v.console_url, f.links.console);
+        assert_eq!(v.trace_url, f.links.trace);
+        assert_eq!(
+            v.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+    }
+
+    #[test]
+    fn repeats_and_resolved_are_recognised() {
+        let mut f = finding();
+        f.count = 5;
+        let v = AlertView::from_ocsf(&ocsf::to_ocsf(&f)).unwrap();
+        assert_eq!(v.status, AlertStatus::Repeat);
+        assert_eq!(v.times_seen(), 5);
+        f.status = FindingStatus::Resolved;
+        assert_eq!(
+            AlertView::from_ocsf(&ocsf::to_ocsf(&f)).unwrap().status,
+            AlertStatus::Resolved
+        );
+
+        let mut v = AlertView::from_ocsf(&ocsf::to_ocsf(&finding())).unwrap();
+        v.note_suppressed_repeats(0);
+        assert_eq!(v.status, AlertStatus::New);
+        let mut v = AlertView::from_ocsf(&ocsf::to_ocsf(&finding())).unwrap();
+        v.note_suppressed_repeats(2);
+        assert_eq!((v.status, v.times_seen()), (AlertStatus::Repeat, 3));
+
+        let mut o = ocsf::to_ocsf(&finding());
+        o["unmapped"]["vigil_suppressed_repeats"] = 3.into();
+        let v = AlertView::from_ocsf(&o).unwrap();
+        assert_eq!(v.status, AlertStatus::Repeat);
+        assert_eq!(v.times_seen(), 4);
+    }
+
+    #[test]
+    fn what_is_not_a_finding_is_an_error_not_a_panic() {
+        for bad in [
+            "",
+            "null",
+            "[]",
+            "\"x\"",
+            "{}",
+            r#"{"class_uid": 2001, "finding_info": {"uid": "x"}}"#,
+            r#"{"class_uid": 2004}"#,
+            r#"{"class_uid": 2004, "finding_info": {"uid": ""}}"#,
+        ] {
+            assert!(AlertView::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn odd_types_read_as_absent() {
+        let v = AlertView::parse(
+            r#"{"class_uid": "2004", "finding_info": {"uid": 7, "types": [1]},
+                "severity_id": -3, "count": "many", "resources": [{"type": "x"}, 5],
+                "actor": "alice", "src_endpoint": {"port": 99999}, "attacks": [null, {"tactic": 1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(v.finding_id, "7");
+        assert_eq!(v.fingerprint, "7");
+        assert_eq!(v.title, "7");
+        assert_eq!(v.severity, Severity::Informational);
+        assert_eq!(v.count, 1);
+        assert!(v.resources.is_empty());
+        assert!(v.actor.is_none());
+        assert_eq!(v.src_endpoint.unwrap().port, None);
+        assert!(v.tactics.is_empty());
+        assert_eq!(v.finding_type, None);
+    }
+}
