@@ -417,13 +417,13 @@ pub fn severity_emoji(s: Severity) -> &'static str {
 /// evidence from the OCSF copy when needed.
 pub fn sns_message(alert: &Alert<'_>) -> String {
     let f = alert.finding;
-    let email = email_body(alert);
-    let default = chatbot(alert).to_string();
+    let mut email = email_body(alert);
+    let mut default = chatbot(alert);
     let mut ocsf = ocsf::to_ocsf(f);
-    let build = |email: &str, ocsf: &Value| {
+    let build = |email: &str, default: &Value, ocsf: &Value| {
         let machine = ocsf.to_string();
         json!({
-            "default": default,
+            "default": default.to_string(),
             "email": email,
             "sqs": machine,
             "lambda": machine,
@@ -431,22 +431,54 @@ pub fn sns_message(alert: &Alert<'_>) -> String {
         })
         .to_string()
     };
-    let mut msg = build(&email, &ocsf);
-    if msg.len() > SNS_MESSAGE_BUDGET {
-        // Three machine copies share the budget: shed the bulky, least useful parts first.
+    let mut msg = build(&email, &default, &ocsf);
+    // Three machine copies share the budget: shed the bulky, least useful parts
+    // first, then cut every string and list harder until it fits. Any event
+    // field can be huge (an attacker picks them), so no field is trusted to be small.
+    for (max_str, max_items, max_email) in [(2000, 20, 20_000), (200, 5, 4000), (40, 2, 1000)] {
+        if msg.len() <= SNS_MESSAGE_BUDGET {
+            break;
+        }
         if let Some(obj) = ocsf.as_object_mut() {
             obj.remove("evidences");
-            obj.insert("unmapped".into(), json!({"vigil_truncated": true}));
         }
-        if let Some(desc) = ocsf.pointer_mut("/finding_info/desc") {
-            *desc = json!(truncate(desc.as_str().unwrap_or_default(), 4000));
+        shrink(&mut ocsf, max_str, max_items);
+        shrink(&mut default, max_str, max_items);
+        if let Some(unmapped) = ocsf.get_mut("unmapped").and_then(Value::as_object_mut) {
+            unmapped.insert("vigil_truncated".into(), json!(true));
         }
-        if let Some(resources) = ocsf.get_mut("resources").and_then(Value::as_array_mut) {
-            resources.truncate(20);
-        }
-        msg = build(&truncate(&email, 20_000), &ocsf);
+        email = truncate(&email, max_email);
+        msg = build(&email, &default, &ocsf);
     }
     msg
+}
+
+/// Cuts every string in `v` to `max_str` characters and every list to `max_items`.
+fn shrink(v: &mut Value, max_str: usize, max_items: usize) {
+    match v {
+        Value::String(s) => {
+            if s.chars().count() > max_str {
+                *s = truncate(s, max_str);
+            }
+        }
+        Value::Array(items) => {
+            items.truncate(max_items);
+            items.iter_mut().for_each(|i| shrink(i, max_str, max_items));
+        }
+        Value::Object(map) => {
+            // Keys are event text too (tags, evidence names).
+            if map.keys().any(|k| k.chars().count() > max_str) || map.len() > 4 * max_items.max(10) {
+                let kept: serde_json::Map<String, Value> = std::mem::take(map)
+                    .into_iter()
+                    .take(4 * max_items.max(10))
+                    .map(|(k, v)| (truncate(&k, max_str), v))
+                    .collect();
+                *map = kept;
+            }
+            map.values_mut().for_each(|i| shrink(i, max_str, max_items));
+        }
+        _ => {}
+    }
 }
 
 /// SNS message attributes subscribers filter on.
@@ -512,6 +544,25 @@ mod tests {
         assert!(email.contains("Severity:    High"));
         assert!(email.contains("Next steps"));
         assert!(!email.contains('{'));
+    }
+
+    #[test]
+    fn huge_values_in_any_field_stay_under_the_sns_limit() {
+        let big = "y".repeat(300_000);
+        let mut f = finding();
+        f.title = big.clone();
+        f.id = big.clone();
+        f.account_id = big.clone();
+        f.finding_type = big.clone();
+        f.resources = (0..50).map(|i| Resource::new(big.clone(), format!("{i}{big}"))).collect();
+        f.actor.as_mut().unwrap().user_agent = Some(big.clone());
+        f.network.remote_ip = Some(big.clone());
+        let msg = sns_message(&Alert::new(&f));
+        assert!(msg.len() <= 256 * 1024, "{}", msg.len());
+        let parsed: Value = serde_json::from_str(&msg).unwrap();
+        let machine: Value = serde_json::from_str(parsed["sqs"].as_str().unwrap()).unwrap();
+        assert_eq!(machine["unmapped"]["vigil_truncated"], true);
+        assert!(subject(&f).len() <= 99);
     }
 
     #[test]
