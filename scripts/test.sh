@@ -18,6 +18,9 @@ echo "==> SAM and CloudFormation linters"
 sam validate --lint --template template.yaml --region us-east-1
 shopt -s nullglob
 cfn-lint template.yaml infra/*.yaml
+echo "==> the README's dashboard picture matches the template's dashboard"
+python scripts/dashboard_picture.py template.yaml target/dashboard.svg
+diff -u docs/dashboard.svg target/dashboard.svg || { echo "docs/dashboard.svg is stale: run scripts/dashboard_picture.py template.yaml docs/dashboard.svg"; exit 1; }
 echo "==> checkov (skipped checks and reasons: .checkov.yaml)"
 checkov --config-file .checkov.yaml -f template.yaml $(printf -- '-f %s ' infra/*.yaml)
 echo "==> all tests passed"
