@@ -456,18 +456,15 @@ pub fn sns_message(alert: &Alert<'_>) -> String {
 /// Cuts every string in `v` to `max_str` characters and every list to `max_items`.
 fn shrink(v: &mut Value, max_str: usize, max_items: usize) {
     match v {
-        Value::String(s) => {
-            if s.chars().count() > max_str {
-                *s = truncate(s, max_str);
-            }
-        }
+        Value::String(s) if s.chars().count() > max_str => *s = truncate(s, max_str),
         Value::Array(items) => {
             items.truncate(max_items);
             items.iter_mut().for_each(|i| shrink(i, max_str, max_items));
         }
         Value::Object(map) => {
             // Keys are event text too (tags, evidence names).
-            if map.keys().any(|k| k.chars().count() > max_str) || map.len() > 4 * max_items.max(10) {
+            if map.keys().any(|k| k.chars().count() > max_str) || map.len() > 4 * max_items.max(10)
+            {
                 let kept: serde_json::Map<String, Value> = std::mem::take(map)
                     .into_iter()
                     .take(4 * max_items.max(10))
@@ -554,7 +551,9 @@ mod tests {
         f.id = big.clone();
         f.account_id = big.clone();
         f.finding_type = big.clone();
-        f.resources = (0..50).map(|i| Resource::new(big.clone(), format!("{i}{big}"))).collect();
+        f.resources = (0..50)
+            .map(|i| Resource::new(big.clone(), format!("{i}{big}")))
+            .collect();
         f.actor.as_mut().unwrap().user_agent = Some(big.clone());
         f.network.remote_ip = Some(big.clone());
         let msg = sns_message(&Alert::new(&f));
