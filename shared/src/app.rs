@@ -11,6 +11,7 @@ use crate::detect::Detector;
 use crate::model::Source;
 use crate::pipeline::{Pipeline, PipelineBuilder, PipelineError};
 use crate::sinks::SnsSink;
+use crate::telemetry::{InvocationInfo, Telemetry, TelemetryOptions, Trigger};
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("detection rules: {0}")]
     Rules(String),
+    #[error(transparent)]
+    Suppressions(#[from] crate::dedup::RulesError),
 }
 
 /// Loads the AWS SDK configuration once per cold start. Honours
@@ -27,9 +30,13 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
-/// A pipeline builder with the SNS sink when a topic is configured.
+/// A pipeline builder with the SNS sink when a topic is configured, and
+/// telemetry (trace context, metrics) when [`crate::telemetry::init`] ran.
 pub fn pipeline_builder(config: &Config, sdk: Option<&SdkConfig>) -> PipelineBuilder {
     let mut builder = Pipeline::builder(config);
+    if let Some(telemetry) = crate::telemetry::installed() {
+        builder = telemetry.instrument(builder);
+    }
     if let (Some(topic), Some(sdk)) = (&config.topic_arn, sdk) {
         builder = builder.sink(Box::new(SnsSink::new(
             aws_sdk_sns::Client::new(sdk),
@@ -47,7 +54,9 @@ pub fn function_pipeline(
     accepted: &[Source],
     detector: Option<Arc<dyn Detector>>,
 ) -> Pipeline {
-    let mut builder = pipeline_builder(config, Some(sdk)).accept(accepted);
+    let mut builder = pipeline_builder(config, Some(sdk))
+        .accept(accepted)
+        .dedup(crate::dedup::Dedup::from_settings(&config.dedup, sdk));
     if let Some(d) = detector {
         builder = builder.detector(d);
     }
@@ -63,13 +72,66 @@ pub struct InvocationError(pub String);
 /// Handles one EventBridge event: runs the pipeline, logs the outcome, and
 /// fails the invocation on any error so nothing is lost.
 pub async fn handle_event(pipeline: &Pipeline, event: Value) -> Result<Value, InvocationError> {
+    handle_event_until(pipeline, event, None).await
+}
+
+/// [`handle_event`], with the invocation's deadline (epoch ms) bounding how
+/// long the event is recorded as in progress for idempotency. An event id
+/// already processed returns the stored result and alerts nothing; one being
+/// processed elsewhere fails this invocation so it is retried later.
+pub async fn handle_event_until(
+    pipeline: &Pipeline,
+    event: Value,
+    deadline_ms: Option<i64>,
+) -> Result<Value, InvocationError> {
+    use crate::dedup::Begin;
+    let event_id = event.get("id").and_then(Value::as_str).unwrap_or_default();
+    let mut idempotency_errors = 0u32;
+    let guard = match pipeline.dedup().idempotency() {
+        Some(idem) if !event_id.is_empty() => match idem.begin(event_id, deadline_ms).await {
+            Ok(Begin::Proceed(guard)) => Some(guard),
+            Ok(Begin::Duplicate(stored)) => {
+                tracing::info!(event_id, "duplicate delivery: returning the stored result");
+                return Ok(stored);
+            }
+            Ok(Begin::InProgress) => {
+                tracing::warn!(event_id, "event in progress in another invocation");
+                return Err(InvocationError(format!(
+                    "event {event_id} is being processed by another invocation: retry later"
+                )));
+            }
+            Err(e) => {
+                idempotency_errors += 1;
+                tracing::error!(error = %e, event_id, "idempotency store failed: processing anyway (fail open)");
+                None
+            }
+        },
+        _ => None,
+    };
     match pipeline.process_event(&event).await {
-        Ok(report) => Ok(json!({
-            "source": report.source.as_str(),
-            "findings": report.findings.len(),
-            "alerts": report.alerts(),
-        })),
+        Ok(report) => {
+            let out = json!({
+                "source": report.source.as_str(),
+                "findings": report.findings.len(),
+                "alerts": report.alerts(),
+                "storm_summaries": report.summaries.len(),
+                "state_store_errors": report.state_store_errors + idempotency_errors,
+            });
+            if let Some(guard) = guard {
+                if let Err(e) = guard.complete(&out).await {
+                    // The alerts went out; a duplicate may alert again.
+                    tracing::error!(error = %e, event_id, "idempotency record not completed");
+                }
+            }
+            Ok(out)
+        }
         Err(err) => {
+            if let Some(guard) = guard {
+                if let Err(e) = guard.release().await {
+                    // The record expires at the invocation's deadline anyway.
+                    tracing::error!(error = %e, event_id, "idempotency record not released");
+                }
+            }
             let kind = match &err {
                 PipelineError::Source(_) | PipelineError::NotAccepted { .. } => "bad_input",
                 PipelineError::Delivery { .. } => "delivery",
@@ -81,19 +143,49 @@ pub async fn handle_event(pipeline: &Pipeline, event: Value) -> Result<Value, In
     }
 }
 
+/// Handles one Lambda invocation of an EventBridge function with telemetry:
+/// the invocation span (X-Ray parent, `faas.*` attributes, the event id as
+/// correlation id), [`handle_event`] inside it, then spans and metrics
+/// flushed before returning. The result is [`handle_event`]'s.
+pub async fn handle_invocation(
+    telemetry: &Telemetry,
+    pipeline: &Pipeline,
+    event: lambda_runtime::LambdaEvent<Value>,
+) -> Result<Value, InvocationError> {
+    let lambda_runtime::LambdaEvent { payload, context } = event;
+    let mut invocation = telemetry.invocation(InvocationInfo::new(&context, Trigger::PubSub));
+    if let Some(id) = payload.get("id").and_then(Value::as_str) {
+        invocation = invocation.correlation_id(id);
+    }
+    let deadline = i64::try_from(context.deadline).ok();
+    invocation
+        .run(handle_event_until(pipeline, payload, deadline))
+        .await
+}
+
 /// What a function is: its name and the sources it takes.
 pub struct FunctionSpec {
     pub name: &'static str,
     pub sources: &'static [Source],
 }
 
-/// Runs an EventBridge-triggered function: reads configuration, builds the
-/// clients and the pipeline once per cold start, then serves invocations.
-/// `detector` builds the CloudTrail rules when the function needs them.
-pub async fn run_eventbridge_function(
-    spec: FunctionSpec,
+/// A function after its cold start: what its invocations share.
+pub struct Started {
+    pub config: Config,
+    pub sdk: SdkConfig,
+    pub pipeline: Pipeline,
+    pub telemetry: Telemetry,
+}
+
+/// The cold start every pipeline function shares, whatever triggers it:
+/// telemetry, configuration, the rules (`detector`, when the function needs
+/// them), the AWS SDK and the pipeline, built once.
+pub async fn start_function(
+    spec: &FunctionSpec,
     detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
-) -> Result<(), lambda_runtime::Error> {
+) -> Result<Started, lambda_runtime::Error> {
+    // First, so start-up errors are logged as JSON lines too.
+    let telemetry = crate::telemetry::init(TelemetryOptions::lambda(spec.name))?;
     let config = Config::from_env()?;
     if config.topic_arn.is_none() {
         // A function without a topic would drop every alert: refuse to start.
@@ -105,12 +197,36 @@ pub async fn run_eventbridge_function(
     }
     let detector = detector(&config)?;
     let sdk = sdk_config().await;
+    let mut config = config;
+    config.dedup.suppressions = crate::dedup::rules::load(&config.dedup, Some(&sdk))
+        .await
+        .map_err(StartupError::from)?;
     let pipeline = function_pipeline(&config, &sdk, spec.sources, detector);
     tracing::info!(function = spec.name, "ready");
+    Ok(Started {
+        config,
+        sdk,
+        pipeline,
+        telemetry,
+    })
+}
+
+/// Runs an EventBridge-triggered function: [`start_function`] once per cold
+/// start, then serves invocations.
+pub async fn run_eventbridge_function(
+    spec: FunctionSpec,
+    detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
+) -> Result<(), lambda_runtime::Error> {
+    let Started {
+        pipeline,
+        telemetry,
+        ..
+    } = start_function(&spec, detector).await?;
     let pipeline = &pipeline;
+    let telemetry = &telemetry;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| async move {
-            handle_event(pipeline, event.payload)
+            handle_invocation(telemetry, pipeline, event)
                 .await
                 .map_err(lambda_runtime::Error::from)
         },

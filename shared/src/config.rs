@@ -34,6 +34,17 @@ pub struct Config {
     pub trace_url_template: Option<String>,
     /// Extra Sigma rule folder beside the bundled rules (`VIGIL_RULES_DIR`).
     pub rules_dir: Option<String>,
+    /// Keep GuardDuty findings that arrive through Security Hub without
+    /// alerting, because the guardduty function alerts on the direct event
+    /// (`VIGIL_SECURITYHUB_SKIP_GUARDDUTY`, default true).
+    pub securityhub_skip_guardduty: bool,
+    /// The same for Macie findings, which the securityhub function also takes
+    /// directly (`VIGIL_SECURITYHUB_SKIP_MACIE`, default true).
+    pub securityhub_skip_macie: bool,
+    /// Idempotency, suppression and storm settings (`VIGIL_IDEMPOTENCY_TABLE`,
+    /// `VIGIL_STATE_TABLE`, `VIGIL_SUPPRESSION_WINDOW_SECONDS`, ...: see
+    /// [`crate::dedup::DedupSettings`]).
+    pub dedup: crate::dedup::DedupSettings,
 }
 
 impl Default for Config {
@@ -46,6 +57,9 @@ impl Default for Config {
             account_names: AccountNames::default(),
             trace_url_template: None,
             rules_dir: None,
+            securityhub_skip_guardduty: true,
+            securityhub_skip_macie: true,
+            dedup: crate::dedup::DedupSettings::default(),
         }
     }
 }
@@ -83,7 +97,37 @@ impl Config {
         }
         c.trace_url_template = get("VIGIL_TRACE_URL_TEMPLATE");
         c.rules_dir = get("VIGIL_RULES_DIR");
+        for (name, slot) in [
+            (
+                "VIGIL_SECURITYHUB_SKIP_GUARDDUTY",
+                &mut c.securityhub_skip_guardduty,
+            ),
+            (
+                "VIGIL_SECURITYHUB_SKIP_MACIE",
+                &mut c.securityhub_skip_macie,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = flag(Some(v), name)?;
+            }
+        }
+        c.dedup = crate::dedup::DedupSettings::from_lookup(get)?;
         Ok(c)
+    }
+}
+
+impl Config {
+    /// Sources whose findings, arriving through Security Hub, are kept without
+    /// alerting because Vigil alerts on their direct events.
+    pub fn securityhub_skip_sources(&self) -> Vec<crate::model::Source> {
+        use crate::model::Source;
+        [
+            (self.securityhub_skip_guardduty, Source::GuardDuty),
+            (self.securityhub_skip_macie, Source::Macie),
+        ]
+        .into_iter()
+        .filter_map(|(skip, source)| skip.then_some(source))
+        .collect()
     }
 }
 

@@ -7,17 +7,21 @@
 
 pub mod app;
 pub mod config;
+pub mod dedup;
 pub mod detect;
 pub mod enrich;
 pub mod input;
 pub mod json;
+pub mod logfile;
 pub mod model;
+pub mod notify;
 pub mod ocsf;
 pub mod pipeline;
 pub mod render;
 pub mod replay;
 pub mod sinks;
 pub mod sources;
+pub mod telemetry;
 pub mod text;
 
 pub use config::Config;

@@ -6,11 +6,13 @@
 //! span under one `vigil.event` span, so telemetry sees every step.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tracing::{info_span, Instrument};
 
 use crate::config::Config;
+use crate::dedup::{Admission, Dedup, EventSession, RepeatKind};
 use crate::detect::{Detector, RuleMeta};
 use crate::enrich::Enricher;
 use crate::model::{Finding, FindingStatus, Severity, Source, TraceIds};
@@ -31,6 +33,11 @@ pub struct TraceContext {
 /// Gives the current trace context; set by the telemetry module.
 pub type TraceContextFn = Arc<dyn Fn() -> Option<TraceContext> + Send + Sync>;
 
+/// Sees each event's outcome and processing time, inside the event's
+/// `metrics` span; set by the telemetry module to record metrics.
+pub type EventObserverFn =
+    Arc<dyn Fn(Result<&EventReport, &PipelineError>, Duration) + Send + Sync>;
+
 /// Why a finding did or did not alert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -41,6 +48,32 @@ pub enum Decision {
     Sample,
     /// Archived, suppressed or resolved at the source.
     Inactive,
+    /// A Security Hub copy of a finding that Vigil also receives directly from
+    /// this source, which alerts on it (`VIGIL_SECURITYHUB_SKIP_GUARDDUTY`,
+    /// `VIGIL_SECURITYHUB_SKIP_MACIE`): kept and reported, not alerted twice.
+    FromOtherSource(Source),
+    /// A repeat of a fingerprint already alerted in its suppression window,
+    /// or the source re-sending a finding already alerted: counted, and the
+    /// next alert carries the count (see [`crate::dedup`]).
+    Suppressed {
+        kind: RepeatKind,
+        /// Suppressed since the last alert, this one included.
+        repeats: u64,
+        /// End of the suppression window (epoch seconds).
+        until: i64,
+    },
+    /// Matched a configured suppression rule.
+    SuppressedByRule {
+        rule: String,
+        reason: String,
+    },
+    /// Past the storm threshold: counted into the storm summary alert.
+    Aggregated {
+        /// Start of the storm window (epoch seconds).
+        window: i64,
+        /// The finding's place among the window's alerts.
+        position: u64,
+    },
     /// At least one sink failed; the event must be retried.
     Failed(String),
 }
@@ -65,6 +98,10 @@ pub struct EventReport {
     /// The EventBridge event id, when the event had an envelope.
     pub event_id: Option<String>,
     pub findings: Vec<Processed>,
+    /// Storm summary alerts this event sent (see [`crate::dedup::storm`]).
+    pub summaries: Vec<Processed>,
+    /// Dedup state operations that failed; each failed open (alerted).
+    pub state_store_errors: u32,
 }
 
 impl EventReport {
@@ -99,12 +136,16 @@ pub struct Pipeline {
     min_severity: Severity,
     alert_samples: bool,
     alert_inactive: bool,
+    /// Sources whose Security Hub copies do not alert (see [`Decision::FromOtherSource`]).
+    skip_forwarded: Vec<Source>,
     trace_url_template: Option<String>,
     accepted: Option<Vec<Source>>,
     enricher: Enricher,
     detector: Option<Arc<dyn Detector>>,
     sinks: Vec<Box<dyn AlertSink>>,
     trace_context: Option<TraceContextFn>,
+    observer: Option<EventObserverFn>,
+    dedup: Dedup,
 }
 
 /// Builds a [`Pipeline`].
@@ -134,6 +175,17 @@ impl PipelineBuilder {
         self
     }
 
+    pub fn observer(mut self, f: EventObserverFn) -> Self {
+        self.inner.observer = Some(f);
+        self
+    }
+
+    /// Idempotency, suppression and storm aggregation (default: off).
+    pub fn dedup(mut self, dedup: Dedup) -> Self {
+        self.inner.dedup = dedup;
+        self
+    }
+
     pub fn build(self) -> Pipeline {
         self.inner
     }
@@ -146,18 +198,59 @@ impl Pipeline {
                 min_severity: config.min_severity,
                 alert_samples: config.alert_samples,
                 alert_inactive: config.alert_inactive,
+                skip_forwarded: config.securityhub_skip_sources(),
                 trace_url_template: config.trace_url_template.clone(),
                 accepted: None,
                 enricher: Enricher::new(config.account_names.clone()),
                 detector: None,
                 sinks: Vec::new(),
                 trace_context: None,
+                observer: None,
+                dedup: Dedup::disabled(),
             },
         }
     }
 
     pub fn detector(&self) -> Option<&Arc<dyn Detector>> {
         self.detector.as_ref()
+    }
+
+    pub fn dedup(&self) -> &Dedup {
+        &self.dedup
+    }
+
+    /// Sends every storm summary still due, open windows included: for the
+    /// end of `vigil replay` (the functions send them from the next event
+    /// after a window closes).
+    pub async fn flush_storms(&self) -> Vec<Processed> {
+        let mut dedup = self.dedup.session();
+        let due = dedup.finish_all().await;
+        self.send_summaries(&mut dedup, due, None).await
+    }
+
+    async fn send_summaries(
+        &self,
+        dedup: &mut EventSession<'_>,
+        summaries: Vec<Finding>,
+        trace: Option<&TraceContext>,
+    ) -> Vec<Processed> {
+        let mut out = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let decision = self.alert(&summary, trace, 0).await;
+            dedup.summary_settled(&summary, decision.alerted()).await;
+            tracing::info!(
+                vigil.finding_id = %summary.id,
+                vigil.replaced_alerts = summary.count,
+                vigil.decision = decision_name(&decision),
+                "storm summary {}",
+                decision_name(&decision)
+            );
+            out.push(Processed {
+                finding: summary,
+                decision,
+            });
+        }
+        out
     }
 
     /// Runs one event through every stage.
@@ -168,8 +261,32 @@ impl Pipeline {
             vigil.event_id = tracing::field::Empty,
             vigil.findings = tracing::field::Empty,
             vigil.alerts = tracing::field::Empty,
+            // The most severe finding's, for queries on the event span.
+            vigil.finding_id = tracing::field::Empty,
+            vigil.finding_type = tracing::field::Empty,
+            vigil.severity = tracing::field::Empty,
+            vigil.account = tracing::field::Empty,
+            vigil.rule = tracing::field::Empty,
         );
-        self.process_in_span(event).instrument(span).await
+        let started = Instant::now();
+        let result = async {
+            let result = self.process_in_span(event).await;
+            if let Some(observe) = &self.observer {
+                let _metrics = info_span!("metrics").entered();
+                observe(result.as_ref(), started.elapsed());
+            }
+            result
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            crate::telemetry::traces::record_exception(
+                &span,
+                crate::telemetry::metrics::error_kind(e),
+                &e.to_string(),
+            );
+        }
+        result
     }
 
     async fn process_in_span(&self, event: &Value) -> Result<EventReport, PipelineError> {
@@ -202,12 +319,24 @@ impl Pipeline {
             source,
             event_id,
             findings: Vec::with_capacity(findings.len()),
+            summaries: Vec::new(),
+            state_store_errors: 0,
         };
         let trace = self.trace_context.as_ref().and_then(|f| f());
+        let mut dedup = self.dedup.session();
         for mut finding in findings {
             {
-                let _enrich = info_span!("enrich").entered();
+                let enrich = info_span!(
+                    "enrich",
+                    vigil.finding_id = %finding.id,
+                    vigil.finding_type = tracing::field::Empty,
+                    vigil.severity = tracing::field::Empty,
+                    vigil.account = tracing::field::Empty,
+                    vigil.rule = tracing::field::Empty,
+                );
+                let _enrich = enrich.enter();
                 self.enricher.enrich(&mut finding);
+                record_finding(&enrich, &finding);
                 if let Some(t) = &trace {
                     finding.trace = Some(t.ids.clone());
                     finding.links.trace = self.trace_link(&t.ids, &finding.region);
@@ -215,7 +344,16 @@ impl Pipeline {
             }
             let decision = match self.gate(&finding) {
                 Some(skip) => skip,
-                None => self.alert(&finding, trace.as_ref()).await,
+                None => match dedup.admit(&finding).await {
+                    Admission::Alert { suppressed_repeats } => {
+                        let d = self
+                            .alert(&finding, trace.as_ref(), suppressed_repeats)
+                            .await;
+                        dedup.settle(&finding, d.alerted()).await;
+                        d
+                    }
+                    Admission::Skip(d) => d,
+                },
             };
             tracing::info!(
                 vigil.finding_id = %finding.id,
@@ -230,12 +368,19 @@ impl Pipeline {
             );
             report.findings.push(Processed { finding, decision });
         }
+        let due = dedup.finish().await;
+        report.summaries = self.send_summaries(&mut dedup, due, trace.as_ref()).await;
+        report.state_store_errors = dedup.state_store_errors();
         current.record("vigil.findings", report.findings.len());
         current.record("vigil.alerts", report.alerts());
+        if let Some(top) = report.findings.iter().max_by_key(|p| p.finding.severity) {
+            record_finding(&current, &top.finding);
+        }
 
         let failed: Vec<&Processed> = report
             .findings
             .iter()
+            .chain(&report.summaries)
             .filter(|p| matches!(p.decision, Decision::Failed(_)))
             .collect();
         if let Some(first) = failed.first() {
@@ -272,12 +417,11 @@ impl Pipeline {
                     .map(|rule| sources::cloudtrail::finding(record, envelope.as_ref(), rule))
                     .collect()
             }
-            SourceEvent::SecurityHub { envelope, .. } | SourceEvent::Macie { envelope, .. } => {
-                return Err(SourceError::Unsupported {
-                    event_source: envelope.source,
-                    detail_type: envelope.detail_type,
-                }
-                .into())
+            SourceEvent::SecurityHub { detail, envelope } => {
+                sources::securityhub::parse(detail, &envelope)?
+            }
+            SourceEvent::Macie { finding, envelope } => {
+                vec![sources::macie::parse(finding, Some(&envelope))?]
             }
         })
     }
@@ -290,16 +434,27 @@ impl Pipeline {
         if f.status != FindingStatus::Active && !self.alert_inactive {
             return Some(Decision::Inactive);
         }
+        if let Some(origin) = sources::securityhub::forwarded_from(f) {
+            if self.skip_forwarded.contains(&origin) {
+                return Some(Decision::FromOtherSource(origin));
+            }
+        }
         if f.severity < self.min_severity {
             return Some(Decision::BelowThreshold);
         }
         None
     }
 
-    async fn alert(&self, f: &Finding, trace: Option<&TraceContext>) -> Decision {
-        let span = info_span!("alert", vigil.sinks = self.sinks.len());
+    async fn alert(
+        &self,
+        f: &Finding,
+        trace: Option<&TraceContext>,
+        suppressed_repeats: u64,
+    ) -> Decision {
+        let span = info_span!("alert", vigil.sinks = self.sinks.len(), vigil.finding_id = %f.id);
         async {
             let mut alert = Alert::new(f);
+            alert.suppressed_repeats = suppressed_repeats;
             if let Some(t) = trace {
                 alert.traceparent = Some(t.traceparent.clone());
                 alert.aws_trace_header = Some(t.aws_trace_header.clone());
@@ -330,12 +485,27 @@ impl Pipeline {
     }
 }
 
+/// Puts a finding's key fields on a span that declared them.
+fn record_finding(span: &tracing::Span, f: &Finding) {
+    span.record("vigil.finding_id", f.id.as_str());
+    span.record("vigil.finding_type", f.type_or_rule());
+    span.record("vigil.severity", f.severity.as_str());
+    span.record("vigil.account", f.account_id.as_str());
+    if let Some(rule) = &f.rule {
+        span.record("vigil.rule", rule.id.as_str());
+    }
+}
+
 pub fn decision_name(d: &Decision) -> &'static str {
     match d {
         Decision::Alerted(_) => "alerted",
         Decision::BelowThreshold => "below_threshold",
         Decision::Sample => "sample",
         Decision::Inactive => "inactive",
+        Decision::FromOtherSource(_) => "from_other_source",
+        Decision::Suppressed { .. } => "suppressed",
+        Decision::SuppressedByRule { .. } => "suppressed_by_rule",
+        Decision::Aggregated { .. } => "aggregated",
         Decision::Failed(_) => "failed",
     }
 }

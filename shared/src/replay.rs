@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::input;
+use crate::logfile::EventStream;
 use crate::model::Severity;
 use crate::pipeline::{decision_name, EventReport, Pipeline, PipelineError};
 
@@ -17,16 +18,26 @@ pub struct Summary {
     pub events: usize,
     pub findings: usize,
     pub alerts: usize,
+    /// Storm summary alerts sent (each replacing many alerts).
+    pub storm_summaries: usize,
     pub by_severity: BTreeMap<Severity, usize>,
     pub by_type: BTreeMap<String, usize>,
     pub by_decision: BTreeMap<&'static str, usize>,
     /// Events that failed, with the reason (file: error).
     pub errors: Vec<String>,
     pub elapsed: Duration,
+    /// Bytes read from the files so far (as stored: compressed when gzip).
+    pub bytes: u64,
+    /// Size of all the files to replay.
+    pub total_bytes: u64,
 }
+
+/// How often (in events) a long replay reports progress.
+pub const PROGRESS_EVERY: usize = 4096;
 
 impl Summary {
     pub fn add(&mut self, report: &EventReport) {
+        self.add_summaries(&report.summaries);
         for p in &report.findings {
             self.findings += 1;
             *self.by_severity.entry(p.finding.severity).or_default() += 1;
@@ -44,20 +55,63 @@ impl Summary {
         }
     }
 
+    /// Counts storm summary alerts.
+    pub fn add_summaries(&mut self, summaries: &[crate::pipeline::Processed]) {
+        self.storm_summaries += summaries.iter().filter(|p| p.decision.alerted()).count();
+    }
+
+    /// Throughput: events per second, and MB per second read from files.
+    fn rate(&self, secs: f64) -> String {
+        let events = format!("{:.0} events/s", self.events as f64 / secs);
+        match self.bytes {
+            0 => events,
+            b => format!("{events}, {:.1} MB/s", b as f64 / 1e6 / secs),
+        }
+    }
+
+    /// One line of progress for a terminal: how far, how fast, what so far.
+    pub fn progress_line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let done = match self.total_bytes {
+            0 => String::new(),
+            t => format!(
+                "{:>3.0}% ",
+                (self.bytes as f64 / t as f64 * 100.0).min(100.0)
+            ),
+        };
+        format!(
+            "{done}{} events, {:.1}/{:.1} MB, {}: {} findings, {} alerts, {} errors",
+            self.events,
+            self.bytes as f64 / 1e6,
+            self.total_bytes as f64 / 1e6,
+            self.rate(secs),
+            self.findings,
+            self.alerts,
+            self.errors.len()
+        )
+    }
+
     /// The summary as people read it.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(
             s,
-            "Replayed {} events from {} files: {} findings, {} alerts, {} errors ({:.0} events/s)",
+            "Replayed {} events from {} files: {} findings, {} alerts, {} errors ({})",
             self.events,
             self.files,
             self.findings,
             self.alerts,
             self.errors.len(),
-            self.events as f64 / secs
+            self.rate(secs)
         );
+        if self.storm_summaries > 0 {
+            let _ = writeln!(
+                s,
+                "Storm summaries: {} (each replacing many alerts; see decision \"aggregated\")",
+                self.storm_summaries
+            );
+        }
         if !self.by_severity.is_empty() {
             let parts: Vec<String> = self
                 .by_severity
@@ -93,8 +147,54 @@ impl Summary {
     }
 }
 
+/// A progress line on stderr, redrawn in place at most ten times a second,
+/// and only when stderr is a terminal: piped or redirected output stays clean.
+#[derive(Debug)]
+pub struct StatusLine {
+    enabled: bool,
+    drawn: Option<Instant>,
+}
+
+impl StatusLine {
+    /// Shows progress when `wanted` and stderr is a terminal. Callers pass
+    /// false while alerts print to the same terminal, which the redrawn line
+    /// would garble.
+    pub fn stderr(wanted: bool) -> StatusLine {
+        use std::io::IsTerminal;
+        StatusLine {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            drawn: None,
+        }
+    }
+
+    pub fn update(&mut self, summary: &Summary) {
+        if !self.enabled
+            || self
+                .drawn
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{}\x1b[K", summary.progress_line());
+        let _ = err.flush();
+        self.drawn = Some(Instant::now());
+    }
+
+    /// Erases the line, if one was drawn, before the summary prints.
+    pub fn clear(&mut self) {
+        if self.drawn.take().is_some() {
+            use std::io::Write;
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
 /// Replays every event under `paths`. An event that fails is counted and
-/// reported; the replay goes on. `progress` is told after each file.
+/// reported; the replay goes on. Files are streamed ([`crate::logfile`]), so
+/// a multi-gigabyte log file replays in flat memory. `progress` is told
+/// every [`PROGRESS_EVERY`] events and after each file.
 pub async fn replay(
     pipeline: &Pipeline,
     paths: &[PathBuf],
@@ -109,17 +209,29 @@ pub async fn replay(
             return summary;
         }
     };
+    summary.total_bytes = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     for file in files {
         summary.files += 1;
-        let events = match input::read_events(&file) {
-            Ok(e) => e,
+        let reader = match std::fs::File::open(&file) {
+            Ok(r) => r,
             Err(e) => {
-                summary.errors.push(e.to_string());
+                summary.errors.push(format!("{}: {e}", file.display()));
                 continue;
             }
         };
-        for event in events {
+        let bytes_before = summary.bytes;
+        let mut events = EventStream::spawn(reader);
+        while let Some(event) = events.next().await {
             summary.events += 1;
+            if summary.events % PROGRESS_EVERY == 0 {
+                summary.bytes = bytes_before + events.bytes_read();
+                summary.elapsed = started.elapsed();
+                progress(&summary);
+            }
             match pipeline.process_event(&event).await {
                 Ok(report) => summary.add(&report),
                 Err(PipelineError::Delivery { report, first, .. }) => {
@@ -129,9 +241,16 @@ pub async fn replay(
                 Err(e) => summary.errors.push(format!("{}: {e}", file.display())),
             }
         }
+        summary.bytes = bytes_before + events.bytes_read();
+        if let Err(e) = events.finish().await {
+            summary.errors.push(format!("{}: {e}", file.display()));
+        }
         summary.elapsed = started.elapsed();
         progress(&summary);
     }
+    // Nothing follows a replay: storm windows still open are summarized now.
+    let flushed = pipeline.flush_storms().await;
+    summary.add_summaries(&flushed);
     summary.elapsed = started.elapsed();
     summary
 }

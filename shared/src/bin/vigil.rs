@@ -43,28 +43,85 @@ enum Command {
         /// Print only the summary, not each alert.
         #[arg(long, short)]
         quiet: bool,
+        /// Alert on every finding: no suppression window and no storm
+        /// aggregation (default: both, in memory or in VIGIL_STATE_TABLE when
+        /// set, as deployed). Suppression rules still apply.
+        #[arg(long)]
+        no_dedup: bool,
     },
+    /// Detection rules: list, test, lint, and the EventBridge pattern they need.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// One line per rule: id, level, title, ATT&CK tactics.
+    List(RulesArgs),
+    /// Run every rule's own test records (`vigil_tests`); exit 1 on a failure.
+    Test(RulesArgs),
+    /// Check rules: missing id, level, tags or tests, unknown modifiers, duplicate ids.
+    Lint(RulesArgs),
+    /// Print the EventBridge patterns that deliver every event the rules can match.
+    Pattern {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// As the SAM `Events:` entries of the CloudTrail function in template.yaml.
+        #[arg(long, conflicts_with = "json")]
+        sam: bool,
+        /// As JSON: `{"state": ..., "patterns": [...]}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RulesArgs {
+    /// A folder of Sigma rules beside the bundled ones (default: VIGIL_RULES_DIR).
+    #[arg(long)]
+    rules_dir: Option<PathBuf>,
+    /// Leave the bundled rules out.
+    #[arg(long)]
+    no_bundled: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // Logs go to stderr (warn unless VIGIL_LOG_LEVEL says otherwise): stdout
+    // is the human output. Traces are exported when OTEL_* says so.
+    let telemetry = match vigil::telemetry::init(vigil::telemetry::TelemetryOptions::cli()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("vigil: telemetry disabled: {e}");
+            None
+        }
+    };
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("vigil: {e:#}");
             ExitCode::from(2)
         }
+    };
+    if let Some(t) = telemetry {
+        t.flush().await;
     }
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Rules { command } => rules(command),
         Command::Replay {
             paths,
             sns_topic_arn,
             min_severity,
             include_samples,
             quiet,
+            no_dedup,
         } => {
             let mut config = Config::from_env().context("reading VIGIL_* settings")?;
             if let Some(s) = min_severity {
@@ -72,18 +129,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             config.alert_samples |= include_samples;
             config.topic_arn = sns_topic_arn;
-            let sdk = match config.topic_arn {
-                Some(_) => Some(app::sdk_config().await),
-                None => None,
+            let needs_aws = config.topic_arn.is_some()
+                || config.dedup.state_table.is_some()
+                || config.dedup.suppressions_ssm_parameter.is_some();
+            let sdk = match needs_aws {
+                true => Some(app::sdk_config().await),
+                false => None,
             };
-            let mut builder = app::pipeline_builder(&config, sdk.as_ref());
+            config.dedup.suppressions = vigil::dedup::rules::load(&config.dedup, sdk.as_ref())
+                .await
+                .context("loading suppression rules")?;
+            // Replay never uses idempotency: a replayed event should run.
+            config.dedup.idempotency_table = None;
+            let dedup = match (&sdk, no_dedup) {
+                (_, true) => vigil::dedup::Dedup::new(&config.dedup, None, None),
+                (Some(sdk), false) if config.dedup.state_table.is_some() => {
+                    vigil::dedup::Dedup::from_settings(&config.dedup, sdk)
+                }
+                _ => vigil::dedup::Dedup::in_memory(&config.dedup),
+            };
+            // CloudTrail records meet the same rules as in the functions
+            // (bundled, plus VIGIL_RULES_DIR).
+            let rules =
+                vigil::detect::RuleSet::from_config(&config).context("loading detection rules")?;
+            let mut builder = app::pipeline_builder(&config, sdk.as_ref())
+                .dedup(dedup)
+                .detector(std::sync::Arc::new(rules));
             builder = if quiet {
                 builder.sink(Box::new(MemorySink::new()))
             } else {
                 builder.sink(Box::new(ConsoleSink::stdout()))
             };
             let pipeline = builder.build();
-            let summary = replay::replay(&pipeline, &paths, |_| {}).await;
+            // Progress on a terminal, unless alerts print to the same one.
+            let mut status = replay::StatusLine::stderr(
+                quiet || !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            );
+            let summary = replay::replay(&pipeline, &paths, |s| status.update(s)).await;
+            status.clear();
             println!("{}", summary.render());
             Ok(if summary.errors.is_empty() {
                 ExitCode::SUCCESS
@@ -92,4 +175,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `vigil rules ...`: the work is in `vigil::detect::{ruletest, pattern}`.
+fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
+    use vigil::detect::{pattern, ruletest, RuleSet, RuleSource};
+    let args = match &command {
+        RulesCommand::List(a) | RulesCommand::Test(a) | RulesCommand::Lint(a) => a,
+        RulesCommand::Pattern { rules, .. } => rules,
+    };
+    let base = if args.no_bundled {
+        Vec::new()
+    } else {
+        RuleSource::bundled()
+    };
+    let dir = args
+        .rules_dir
+        .clone()
+        .or_else(|| std::env::var_os("VIGIL_RULES_DIR").map(PathBuf::from));
+    let extra = match &dir {
+        Some(d) => RuleSource::dir(d).with_context(|| format!("reading {}", d.display()))?,
+        None => Vec::new(),
+    };
+    let all: Vec<RuleSource> = base.iter().chain(&extra).cloned().collect();
+    let ok = |good: bool| {
+        if good {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    };
+    Ok(match command {
+        RulesCommand::List(_) => {
+            let set = RuleSet::layered(&base, &extra)?;
+            print!("{}", ruletest::render_list(&set));
+            ExitCode::SUCCESS
+        }
+        RulesCommand::Test(_) => {
+            let report = ruletest::run(&all);
+            print!("{}", report.render());
+            ok(report.ok())
+        }
+        RulesCommand::Lint(_) => {
+            let issues = ruletest::lint(&all);
+            print!("{}", ruletest::render_lint(&issues));
+            ok(!issues.iter().any(|i| i.level == ruletest::LintLevel::Error))
+        }
+        RulesCommand::Pattern { sam, json, .. } => {
+            let set = RuleSet::layered(&base, &extra)?;
+            let delivery = pattern::derive(set.rules());
+            if sam {
+                print!("{}", delivery.sam_events());
+            } else if json {
+                println!("{}", serde_json::to_string_pretty(&delivery.to_json())?);
+            } else {
+                print!("{}", delivery.render());
+            }
+            ExitCode::SUCCESS
+        }
+    })
 }

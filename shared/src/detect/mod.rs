@@ -1,7 +1,24 @@
 //! Detection: rules over CloudTrail records.
 //!
 //! The pipeline only knows the [`Detector`] trait: give it a record, get back
-//! the rules that match. The Sigma rule engine implements it.
+//! the rules that match. The Sigma rule engine implements it: [`Rule`]
+//! parses and compiles one SigmaHQ-format rule, [`RuleSet`] holds the bundled
+//! rules (embedded in the binary) plus a user's folder, indexed so that a
+//! record meets only the rules its `eventName` can match.
+
+mod condition;
+mod error;
+pub mod eventbridge;
+mod matcher;
+pub mod pattern;
+mod ruleset;
+pub mod ruletest;
+mod sigma;
+
+pub use error::{RuleError, RuleErrorKind, Unsupported};
+pub use matcher::{Constraint, MODIFIERS};
+pub use ruleset::{RuleSet, RuleSource};
+pub use sigma::{attack_tags, record_of, ParsedRule, Rule, RuleTests, KNOWN_KEYS};
 
 use serde_json::Value;
 

@@ -49,6 +49,17 @@ impl SnsSink {
             for (name, value) in render::attributes(f) {
                 req = req.message_attributes(name, string_attribute(value));
             }
+            if alert.suppressed_repeats > 0 {
+                // Machine subscribers see the count too (the text shows it).
+                req = req.message_attributes(
+                    "suppressed_repeats",
+                    MessageAttributeValue::builder()
+                        .data_type("Number")
+                        .string_value(alert.suppressed_repeats.to_string())
+                        .build()
+                        .expect("data_type is set"),
+                );
+            }
             if let Some(tp) = &alert.traceparent {
                 req = req.message_attributes("traceparent", string_attribute(tp.clone()));
             }

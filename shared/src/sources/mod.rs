@@ -7,6 +7,9 @@
 
 pub mod cloudtrail;
 pub mod guardduty;
+pub mod macie;
+pub mod s3_notifications;
+pub mod securityhub;
 
 use serde_json::Value;
 
@@ -72,7 +75,8 @@ pub enum SourceEvent<'a> {
         record: &'a Value,
         envelope: Option<Envelope>,
     },
-    /// Security Hub `Findings - Imported` (ASFF, `detail.findings[]`).
+    /// Security Hub: `Findings - Imported` and custom actions (ASFF,
+    /// `detail.findings[]`), `Findings Imported V2` (OCSF), insight results.
     SecurityHub {
         detail: &'a Value,
         envelope: Envelope,
@@ -132,7 +136,9 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
                 envelope: Some(envelope),
             }),
             ("aws.securityhub", d)
-                if d.starts_with("Security Hub Findings") || d.starts_with("Findings Imported") =>
+                if d.starts_with("Security Hub Findings")
+                    || d.starts_with("Findings Imported")
+                    || securityhub::EventKind::from_detail_type(d).is_some() =>
             {
                 Ok(SourceEvent::SecurityHub { detail, envelope })
             }
@@ -154,6 +160,16 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
         return Ok(SourceEvent::GuardDuty {
             finding: event,
             envelope: None,
+        });
+    }
+    if securityhub::is_bare(event) {
+        // A bare ASFF finding or a `GetFindings` response, as replay reads them.
+        return Ok(SourceEvent::SecurityHub {
+            detail: event,
+            envelope: Envelope {
+                source: "aws.securityhub".into(),
+                ..Envelope::default()
+            },
         });
     }
     if event.get("eventName").is_some() && event.get("eventSource").is_some() {

@@ -1,0 +1,38 @@
+//! Lambda: CloudTrail log files (an organization trail's S3 bucket) through
+//! the detection rules and Vigil's pipeline to the SNS alert topic.
+//!
+//! Triggered by an SQS queue fed with the bucket's object-created
+//! notifications (direct, through SNS, or through EventBridge: see
+//! docs/cloudtrail-logs.md). Each file is streamed from S3 and decoded one
+//! record at a time (`vigil::logfile`); a message whose file fails is
+//! reported in `batchItemFailures`, alone.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+use vigil::app::{self, FunctionSpec, StartupError};
+use vigil::detect::{Detector, RuleSet};
+use vigil::logfile::{self, S3LogFiles};
+use vigil::Source;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let spec = FunctionSpec {
+        name: "cloudtrail-logs",
+        sources: &[Source::CloudTrail],
+    };
+    let function = app::start_function(&spec, |config| {
+        let rules = RuleSet::from_config(config).map_err(|e| StartupError::Rules(e.to_string()))?;
+        Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
+    })
+    .await?;
+    let files = S3LogFiles::new(aws_sdk_s3::Client::new(&function.sdk));
+    let (function, files) = (&function, &files);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        logfile::handle_invocation(&function.telemetry, &function.pipeline, files, event)
+            .await
+            .map_err(lambda_runtime::Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,421 @@
+//! The real `cloudtrail-logs` binary under cargo-lambda's Lambda runtime
+//! emulator, reading gzip CloudTrail log files from moto's S3, named by S3
+//! notifications in every shape the function takes (moto's own S3 → SQS
+//! notifications, SNS-wrapped, EventBridge), publishing to moto's SNS.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{json, Value};
+use vigil::detect::{RuleSet, RuleSource};
+use vigil::sinks::MemorySink;
+use vigil::{Config, Pipeline, Source};
+use vigil_e2e::{
+    drain, moto_endpoint, sdk, shared_events, topic_with_queue, unique, LambdaFunction,
+};
+
+/// Test rules beside the bundled ones, so the test knows two records that
+/// must alert whatever the bundled set holds.
+const RULES: [(&str, &str); 2] = [
+    (
+        "e2e_guardduty_detector_deleted.yml",
+        r#"title: Vigil e2e - GuardDuty detector deleted
+id: 5b0c9a53-4a4e-4bde-9d43-8c0e2f3a7e11
+status: test
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  selection:
+    eventSource: guardduty.amazonaws.com
+    eventName: DeleteDetector
+  condition: selection
+level: high
+"#,
+    ),
+    (
+        "e2e_kms_key_deletion.yml",
+        r#"title: Vigil e2e - KMS key deletion scheduled
+id: 0f7d2a61-93c4-4f55-a0a2-6d1b8e4c2b90
+status: test
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  selection:
+    eventSource: kms.amazonaws.com
+    eventName: ScheduleKeyDeletion
+  condition: selection
+level: critical
+"#,
+    ),
+];
+
+/// Bare CloudTrail records: the real public samples when they are beside
+/// the project, else a few written here.
+fn records() -> Vec<Value> {
+    let mut out = Vec::new();
+    for sub in ["cloudtrail", "cloudtrail-logs"] {
+        let Some(dir) = shared_events(sub) else {
+            continue;
+        };
+        for f in vigil::input::files(&[dir]).unwrap() {
+            for e in vigil::input::read_events(&f).unwrap() {
+                let r = if e.get("detail-type").is_some() {
+                    e["detail"].clone()
+                } else {
+                    e
+                };
+                if r.get("eventName").is_some() && r.get("eventSource").is_some() {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    let has = |out: &[Value], name: &str| out.iter().any(|r| r["eventName"] == name);
+    let own = |name: &str, source: &str| {
+        json!({"eventVersion": "1.08", "eventTime": "2024-05-01T10:00:00Z", "eventSource": source,
+            "eventName": name, "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.7",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice",
+                "accountId": "111122223333", "userName": "alice"},
+            "eventID": format!("e2e-{name}"), "eventType": "AwsApiCall", "recipientAccountId": "111122223333"})
+    };
+    for (name, source) in [
+        ("DeleteDetector", "guardduty.amazonaws.com"),
+        ("ScheduleKeyDeletion", "kms.amazonaws.com"),
+        ("DescribeInstances", "ec2.amazonaws.com"),
+        ("GetObject", "s3.amazonaws.com"),
+    ] {
+        if !has(&out, name) {
+            out.push(own(name, source));
+        }
+    }
+    out
+}
+
+fn gzip(records: &[Value]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json!({"Records": records}).to_string().as_bytes())
+        .unwrap();
+    gz.finish().unwrap()
+}
+
+/// What the same rules and pipeline alert on for `records`, in process:
+/// the subjects the function must publish.
+async fn expected_subjects(rules_dir: &Path, records: &[Value]) -> Vec<String> {
+    let config = Config {
+        rules_dir: Some(rules_dir.display().to_string()),
+        ..Config::default()
+    };
+    let sink = MemorySink::new();
+    let pipeline = Pipeline::builder(&config)
+        .accept(&[Source::CloudTrail])
+        .detector(std::sync::Arc::new(RuleSet::from_config(&config).unwrap()))
+        .sink(Box::new(sink.clone()))
+        .build();
+    for r in records {
+        let _ = pipeline.process_event(r).await;
+    }
+    sink.sent().into_iter().map(|a| a.subject).collect()
+}
+
+fn counts(subjects: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in subjects {
+        *m.entry(s).or_default() += 1;
+    }
+    m
+}
+
+/// The Lambda SQS event for received messages, as the event source mapping builds it.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id().unwrap_or_default(),
+                "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                "body": m.body().unwrap_or_default(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1714557600000",
+                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1714557600001"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body().unwrap_or_default(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+#[tokio::test]
+async fn log_files_alert_and_only_the_bad_files_fail() {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (topic_arn, alerts_url) = topic_with_queue(&sdk, &unique("ctl-alerts")).await.unwrap();
+
+    let rules_dir: PathBuf = std::env::temp_dir().join(unique("ctl-rules"));
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    for (name, text) in RULES {
+        std::fs::write(rules_dir.join(name), text).unwrap();
+    }
+    let rules = RuleSet::layered(
+        &RuleSource::bundled(),
+        &RuleSource::dir(&rules_dir).unwrap(),
+    )
+    .unwrap();
+
+    // Good file A: every record but the KMS one, plus many copies of the
+    // records no rule matches, so the file spans many reads and channel
+    // hand-overs. Good file B: the KMS one among non-matching records.
+    let all = records();
+    let quiet: Vec<Value> = all
+        .iter()
+        .filter(|r| rules.matching(r).is_empty())
+        .cloned()
+        .collect();
+    assert!(!quiet.is_empty(), "some sample records match no rule");
+    let is_kms = |r: &Value| r["eventName"] == "ScheduleKeyDeletion";
+    let mut file_a: Vec<Value> = all.iter().filter(|r| !is_kms(r)).cloned().collect();
+    file_a.extend(quiet.iter().cycle().take(3000).cloned());
+    let mut file_b: Vec<Value> = quiet.iter().take(5).cloned().collect();
+    file_b.extend(all.iter().filter(|r| is_kms(r)).cloned());
+    let expected = counts(
+        expected_subjects(&rules_dir, &file_a)
+            .await
+            .into_iter()
+            .chain(expected_subjects(&rules_dir, &file_b).await),
+    );
+    for title in [
+        "Vigil e2e - GuardDuty detector deleted",
+        "Vigil e2e - KMS key deletion scheduled",
+    ] {
+        assert!(
+            expected.keys().any(|s| s.contains(title)),
+            "{title} in {expected:?}"
+        );
+    }
+
+    // The bucket and the function's queue.
+    let bucket = unique("org-trail");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("ctl-files"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap();
+    let prefix = "AWSLogs/o-e2etest01/111122223333/CloudTrail/us-east-1/2024/05/01/";
+    let put = |key: String, body: Vec<u8>| {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let truncated = {
+        let whole = gzip(&quiet.iter().cycle().take(200).cloned().collect::<Vec<_>>());
+        whole[..whole.len() / 2].to_vec()
+    };
+
+    // Written before the bucket notifies: their notifications are sent by hand below.
+    let key_b = format!("{prefix}111122223333_CloudTrail_us-east-1_20240501T1005Z_b.json.gz");
+    let key_not_json =
+        format!("{prefix}111122223333_CloudTrail_us-east-1_20240501T1010Z_html.json.gz");
+    put(key_b.clone(), gzip(&file_b)).await;
+    put(key_not_json.clone(), {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"<html><body>Access denied</body></html>")
+            .unwrap();
+        gz.finish().unwrap()
+    })
+    .await;
+
+    // Moto's S3 sends its own notifications (and an s3:TestEvent) from here on.
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(&queue_arn)
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A key with a space: S3 notifications URL-encode it.
+    let key_a = format!("{prefix}111122223333_CloudTrail_us-east-1_20240501T1000Z_a copy.json.gz");
+    put(key_a.clone(), gzip(&file_a)).await;
+    let key_truncated =
+        format!("{prefix}111122223333_CloudTrail_us-east-1_20240501T1015Z_truncated.json.gz");
+    put(key_truncated.clone(), truncated).await;
+    put(
+        "AWSLogs/o-e2etest01/111122223333/CloudTrail-Digest/us-east-1/2024/05/01/digest.json.gz"
+            .into(),
+        gzip(&[]),
+    )
+    .await;
+
+    // File B through SNS (S3 → SNS → SQS), the HTML file through EventBridge,
+    // and a body that is no notification at all.
+    let s3_notification = |key: &str| {
+        json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2024-05-01T10:05:30.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "vigil",
+                "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+                "object": {"key": key, "size": 1, "sequencer": "0066"}}}]})
+    };
+    let sns_wrapped = json!({"Type": "Notification", "MessageId": "6f1c6f3e-0000-4000-8000-000000000001",
+        "TopicArn": "arn:aws:sns:us-east-1:111122223333:org-trail-notifications",
+        "Subject": "Amazon S3 Notification", "Message": s3_notification(&key_b).to_string(),
+        "Timestamp": "2024-05-01T10:05:31.000Z", "SignatureVersion": "1"});
+    let eventbridge = json!({"version": "0", "id": "0b4e7c2d-1111-4222-8333-944455556666",
+        "detail-type": "Object Created", "source": "aws.s3", "account": "111122223333",
+        "time": "2024-05-01T10:10:30Z", "region": "us-east-1", "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {"version": "0", "bucket": {"name": bucket},
+            "object": {"key": key_not_json, "size": 60}, "reason": "PutObject"}});
+    for body in [
+        sns_wrapped.to_string(),
+        eventbridge.to_string(),
+        "hello".to_string(),
+    ] {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Receive the batch as the event source mapping would: 1 test event, 3
+    // moto notifications (A, truncated, digest), 3 sent by hand.
+    let mut messages = Vec::new();
+    let started = std::time::Instant::now();
+    while messages.len() < 7 && started.elapsed() < Duration::from_secs(20) {
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        messages.extend(got.messages().iter().cloned());
+    }
+    assert_eq!(messages.len(), 7, "{messages:?}");
+    let id_where = |pred: &dyn Fn(&str) -> bool| -> String {
+        let found: Vec<&aws_sdk_sqs::types::Message> = messages
+            .iter()
+            .filter(|m| pred(m.body().unwrap_or_default()))
+            .collect();
+        assert_eq!(found.len(), 1, "one message matches");
+        found[0].message_id().unwrap().to_string()
+    };
+    let mut expected_failures = vec![
+        id_where(&|b| b.contains("truncated.json.gz")),
+        id_where(&|b| b.contains("html.json.gz")),
+        id_where(&|b| b == "hello"),
+    ];
+    expected_failures.sort();
+    // Moto encodes the space as S3 does.
+    id_where(&|b| b.contains("a+copy.json.gz"));
+
+    let rules_dir_str = rules_dir.display().to_string();
+    let Some(function) = LambdaFunction::start(
+        Path::new(env!("CARGO_BIN_EXE_cloudtrail-logs")),
+        &[
+            ("VIGIL_TOPIC_ARN", &topic_arn),
+            ("VIGIL_RULES_DIR", &rules_dir_str),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    ) else {
+        return;
+    };
+    let response = function
+        .invoke(&sqs_event(&messages, &queue_arn))
+        .unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", function.logs()));
+    let mut failures: Vec<String> = response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{response}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect();
+    failures.sort();
+    assert_eq!(failures, expected_failures, "logs:\n{}", function.logs());
+
+    // Every alert the good files should raise arrived, and nothing else.
+    let total: usize = expected.values().sum();
+    let arrived = drain(&sdk, &alerts_url, total, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = counts(
+        arrived
+            .iter()
+            .map(|m| m["Subject"].as_str().unwrap_or_default().to_string()),
+    );
+    assert_eq!(got, expected, "logs:\n{}", function.logs());
+
+    // One log line per good file with its counts; none for the skipped ones.
+    let logs = function.logs();
+    let processed: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("log file processed"))
+        .collect();
+    assert_eq!(processed.len(), 2, "{logs}");
+    let a_line = processed
+        .iter()
+        .find(|l| l.contains("a copy.json.gz"))
+        .expect("file A's line");
+    assert!(
+        a_line.contains(&format!("{} records", file_a.len())),
+        "{a_line}"
+    );
+    let b_line = processed
+        .iter()
+        .find(|l| l.contains("_b.json.gz"))
+        .expect("file B's line");
+    assert!(
+        b_line.contains(&format!("{} records", file_b.len())),
+        "{b_line}"
+    );
+    assert!(
+        !logs.contains("digest.json.gz"),
+        "digest files are not read"
+    );
+    let _ = std::fs::remove_dir_all(&rules_dir);
+}

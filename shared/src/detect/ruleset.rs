@@ -1,0 +1,297 @@
+//! The compiled rule set: what the CloudTrail function builds once per cold
+//! start and runs on every record.
+//!
+//! Most rules name the API calls they care about (`eventName`), so the set
+//! keeps an index from lower-cased `eventName` (and, for rules that only pin
+//! the service, `eventSource`) to rules; a record is tested only against the
+//! rules its name or source can match, plus the few rules that could match
+//! any call (unauthorized calls, root use).
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::error::{RuleError, RuleErrorKind, Unsupported};
+use super::matcher::with_lowercase;
+use super::sigma::Rule;
+use super::{Detector, RuleMeta};
+use crate::config::Config;
+
+mod bundled {
+    //! The rules under `rules/`, embedded by `build.rs`: a Lambda ships only
+    //! its binary.
+    include!(concat!(env!("OUT_DIR"), "/bundled_rules.rs"));
+}
+
+/// Rule text and where it came from.
+#[derive(Debug, Clone)]
+pub struct RuleSource {
+    /// A file path, or `bundled:<path under rules/>`.
+    pub origin: String,
+    pub text: Cow<'static, str>,
+}
+
+impl RuleSource {
+    /// The rule files embedded in the binary (YAML, with their
+    /// `vigil_tests`), in path order: what `vigil rules test|lint` read.
+    pub fn bundled() -> Vec<RuleSource> {
+        bundled::RULES
+            .iter()
+            .map(|(path, yaml, _)| RuleSource {
+                origin: format!("bundled:{path}"),
+                text: Cow::Borrowed(yaml),
+            })
+            .collect()
+    }
+
+    /// The same rules as functions load them: without their tests and
+    /// already converted to JSON by build.rs (JSON is YAML, and parses many
+    /// times faster at every cold start).
+    pub fn bundled_runtime() -> Vec<RuleSource> {
+        bundled::RULES
+            .iter()
+            .map(|(path, _, json)| RuleSource {
+                origin: format!("bundled:{path}"),
+                text: Cow::Borrowed(json),
+            })
+            .collect()
+    }
+
+    /// Every `*.yml` / `*.yaml` file under `dir`, recursively, in path order
+    /// (hidden files and folders skipped).
+    pub fn dir(dir: &Path) -> Result<Vec<RuleSource>, RuleError> {
+        let mut files = Vec::new();
+        collect(dir, &mut files, 0)?;
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let origin = p.display().to_string();
+                fs::read_to_string(&p)
+                    .map(|text| RuleSource {
+                        origin: origin.clone(),
+                        text: Cow::Owned(text),
+                    })
+                    .map_err(|e| RuleError::new(origin, RuleErrorKind::Io(e)))
+            })
+            .collect()
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) -> Result<(), RuleError> {
+    const MAX_DEPTH: usize = 16;
+    let io = |e| RuleError::new(dir.display().to_string(), RuleErrorKind::Io(e));
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect(&path, out, depth + 1)?;
+        } else if name.ends_with(".yml") || name.ends_with(".yaml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The compiled rules and their index.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    by_name: HashMap<Box<str>, Vec<u32>>,
+    by_source: HashMap<Box<str>, Vec<u32>>,
+    always: Vec<u32>,
+    skipped: Vec<RuleError>,
+}
+
+impl RuleSet {
+    /// The bundled rules. Every one of them must load (the tests make sure).
+    pub fn bundled() -> Result<RuleSet, RuleError> {
+        RuleSet::strict(&RuleSource::bundled_runtime())
+    }
+
+    /// Compiles `sources`; any rule that fails to load, for any reason, is an error.
+    pub fn strict(sources: &[RuleSource]) -> Result<RuleSet, RuleError> {
+        let set = RuleSet::layered(sources, &[])?;
+        match set.skipped.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(RuleSet::index(set.rules, Vec::new())),
+        }
+    }
+
+    /// What a function runs: the bundled rules plus the folder in
+    /// `config.rules_dir` (`VIGIL_RULES_DIR`), whose rules replace bundled
+    /// ones with the same id. Rules that need unsupported Sigma features or
+    /// are retired are skipped with a warning; a rule that is wrong fails
+    /// start-up, because silently dropping it could hide every alert it exists for.
+    pub fn from_config(config: &Config) -> Result<RuleSet, RuleError> {
+        let extra = match &config.rules_dir {
+            Some(dir) => RuleSource::dir(Path::new(dir))?,
+            None => Vec::new(),
+        };
+        let set = RuleSet::layered(&RuleSource::bundled_runtime(), &extra)?;
+        for s in &set.skipped {
+            tracing::warn!(rule = %s.origin, reason = %s.kind, "detection rule skipped");
+        }
+        tracing::info!(
+            rules = set.rules.len(),
+            skipped = set.skipped.len(),
+            extra_dir = config.rules_dir.as_deref().unwrap_or(""),
+            "detection rules loaded"
+        );
+        Ok(set)
+    }
+
+    /// Compiles `base` then `overrides` (same id: the override wins).
+    /// Unsupported and retired rules are kept in [`RuleSet::skipped`];
+    /// invalid rules and duplicate ids within one layer are errors.
+    pub fn layered(base: &[RuleSource], overrides: &[RuleSource]) -> Result<RuleSet, RuleError> {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut skipped = Vec::new();
+        for (layer, sources) in [base, overrides].into_iter().enumerate() {
+            let mut seen: HashMap<String, String> = HashMap::new();
+            for src in sources {
+                let rule = match Rule::parse(&src.origin, &src.text) {
+                    Ok(r) => r,
+                    Err(e) if e.is_unsupported() => {
+                        skipped.push(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some(other) = seen.insert(rule.id().to_string(), src.origin.clone()) {
+                    return Err(RuleError::new(
+                        &src.origin,
+                        RuleErrorKind::DuplicateId {
+                            id: rule.id().to_string(),
+                            other,
+                        },
+                    ));
+                }
+                if layer > 0 {
+                    if let Some(pos) = rules.iter().position(|r| r.id() == rule.id()) {
+                        tracing::info!(rule = rule.id(), by = %src.origin, "bundled rule replaced");
+                        rules.remove(pos);
+                    }
+                }
+                if rule.is_retired() {
+                    skipped.push(RuleError::new(
+                        &src.origin,
+                        RuleErrorKind::Unsupported(Unsupported::Status(
+                            rule.status().unwrap_or_default().to_string(),
+                        )),
+                    ));
+                    continue;
+                }
+                rules.push(rule);
+            }
+        }
+        Ok(RuleSet::index(rules, skipped))
+    }
+
+    fn index(rules: Vec<Rule>, skipped: Vec<RuleError>) -> RuleSet {
+        let mut set = RuleSet {
+            skipped,
+            ..RuleSet::default()
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            let i = i as u32;
+            if let Some(names) = rule.required_exact("eventName") {
+                for n in names {
+                    set.by_name.entry(n).or_default().push(i);
+                }
+            } else if let Some(sources) = rule.required_exact("eventSource") {
+                for s in sources {
+                    set.by_source.entry(s).or_default().push(i);
+                }
+            } else {
+                set.always.push(i);
+            }
+        }
+        set.rules = rules;
+        set
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Rules left out, with the reason (unsupported features, retired).
+    pub fn skipped(&self) -> &[RuleError] {
+        &self.skipped
+    }
+
+    /// Rules evaluated against every record (no `eventName`/`eventSource`
+    /// they are limited to): each one costs on every event.
+    pub fn unindexed(&self) -> impl Iterator<Item = &Rule> {
+        self.always.iter().map(|&i| &self.rules[i as usize])
+    }
+
+    /// The rules that match `record`, in the set's order.
+    pub fn matching<'a>(&'a self, record: &Value) -> Vec<&'a Rule> {
+        let mut out = Vec::new();
+        self.each_candidate(record, |r| {
+            if r.matches(record) {
+                out.push(r);
+            }
+        });
+        out.sort_by_key(|r| self.position(r));
+        out
+    }
+
+    fn position(&self, r: &Rule) -> usize {
+        self.rules
+            .iter()
+            .position(|x| std::ptr::eq(x, r))
+            .unwrap_or(usize::MAX)
+    }
+
+    fn each_candidate<'a>(&'a self, record: &Value, mut f: impl FnMut(&'a Rule)) {
+        let lookup = |map: &'a HashMap<Box<str>, Vec<u32>>, key: &str| -> &'a [u32] {
+            record
+                .get(key)
+                .and_then(Value::as_str)
+                .and_then(|v| with_lowercase(v, |l| map.get(l)))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        };
+        let by_name = lookup(&self.by_name, "eventName");
+        let by_source = lookup(&self.by_source, "eventSource");
+        for &i in by_name.iter().chain(by_source).chain(&self.always) {
+            f(&self.rules[i as usize]);
+        }
+    }
+
+    /// Checks the index agrees with evaluating every rule (for tests).
+    #[doc(hidden)]
+    pub fn matching_unindexed<'a>(&'a self, record: &Value) -> Vec<&'a Rule> {
+        self.rules.iter().filter(|r| r.matches(record)).collect()
+    }
+
+    /// Ids of the loaded rules.
+    pub fn ids(&self) -> HashSet<&str> {
+        self.rules.iter().map(Rule::id).collect()
+    }
+}
+
+impl Detector for RuleSet {
+    fn detect<'a>(&'a self, record: &Value, hits: &mut Vec<&'a RuleMeta>) {
+        self.each_candidate(record, |r| {
+            if r.matches(record) {
+                hits.push(r.meta());
+            }
+        });
+    }
+
+    fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+}

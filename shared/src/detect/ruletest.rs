@@ -1,0 +1,393 @@
+//! What `vigil rules list|test|lint` do, as a library so tests and the CLI
+//! share it: run every rule's own test records, check rules for what makes
+//! them hard to trust (no id, no level, no ATT&CK tags, no tests, duplicate
+//! ids), and list them.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::error::RuleError;
+use super::matcher::MODIFIERS;
+use super::ruleset::{RuleSet, RuleSource};
+use super::sigma::{ParsedRule, Rule};
+use crate::model::Severity;
+
+/// One test record that did not behave as its rule says.
+#[derive(Debug, Clone)]
+pub struct CaseFailure {
+    pub origin: String,
+    pub rule_id: String,
+    pub title: String,
+    /// `match[i]` or `no_match[i]`.
+    pub case: String,
+    pub reason: String,
+}
+
+/// The outcome of running every rule's test records.
+#[derive(Debug, Default)]
+pub struct TestReport {
+    pub rules: usize,
+    pub cases: usize,
+    pub failures: Vec<CaseFailure>,
+    /// Rules with no `vigil_tests` (or no matching case).
+    pub untested: Vec<String>,
+    /// Rules that did not load (invalid).
+    pub errors: Vec<RuleError>,
+    /// Rules skipped because they need unsupported Sigma features.
+    pub skipped: Vec<RuleError>,
+}
+
+impl TestReport {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && self.errors.is_empty()
+    }
+
+    /// The report as people read it.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for f in &self.failures {
+            let _ = writeln!(
+                s,
+                "FAIL {} [{}] {}: {}\n     {}",
+                f.origin, f.rule_id, f.case, f.reason, f.title
+            );
+        }
+        for e in &self.errors {
+            let _ = writeln!(s, "ERROR {e}");
+        }
+        for e in &self.skipped {
+            let _ = writeln!(s, "skipped {e}");
+        }
+        for u in &self.untested {
+            let _ = writeln!(s, "untested {u}");
+        }
+        let _ = writeln!(
+            s,
+            "{} rules, {} test records: {} failed, {} rules not loadable, {} skipped, {} untested",
+            self.rules,
+            self.cases,
+            self.failures.len(),
+            self.errors.len(),
+            self.skipped.len(),
+            self.untested.len()
+        );
+        s
+    }
+}
+
+fn parse_all(
+    sources: &[RuleSource],
+) -> (
+    Vec<(ParsedRule, &RuleSource)>,
+    Vec<RuleError>,
+    Vec<RuleError>,
+) {
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    let mut skipped = Vec::new();
+    for src in sources {
+        match Rule::parse_full(&src.origin, &src.text) {
+            Ok(p) => ok.push((p, src)),
+            Err(e) if e.is_unsupported() => skipped.push(e),
+            Err(e) => errors.push(e),
+        }
+    }
+    (ok, errors, skipped)
+}
+
+fn event_name(v: &Value) -> &str {
+    v.get("eventName").and_then(Value::as_str).unwrap_or("?")
+}
+
+/// Runs the test records of every rule in `sources`, both on the rule alone
+/// and through a [`RuleSet`] (so the index is tested too).
+pub fn run(sources: &[RuleSource]) -> TestReport {
+    let (parsed, errors, skipped) = parse_all(sources);
+    let loadable: Vec<RuleSource> = parsed.iter().map(|(_, s)| (*s).clone()).collect();
+    let set = RuleSet::layered(&loadable, &[]).ok();
+    let mut report = TestReport {
+        rules: parsed.len(),
+        errors,
+        skipped,
+        ..TestReport::default()
+    };
+    for (p, _) in &parsed {
+        let rule = &p.rule;
+        let Some(tests) = p.tests.as_ref().filter(|t| !t.matching.is_empty()) else {
+            report
+                .untested
+                .push(format!("{} [{}]", rule.origin(), rule.id()));
+            continue;
+        };
+        let cases = tests
+            .matching
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("match[{i}]"), r, true))
+            .chain(
+                tests
+                    .not_matching
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("no_match[{i}]"), r, false)),
+            );
+        for (case, record, expected) in cases {
+            report.cases += 1;
+            let direct = rule.matches(record);
+            let fail = |reason: String| CaseFailure {
+                origin: rule.origin().to_string(),
+                rule_id: rule.id().to_string(),
+                title: rule.meta().title.clone(),
+                case: case.clone(),
+                reason,
+            };
+            if direct != expected {
+                report.failures.push(fail(format!(
+                    "{} {} but should {}",
+                    event_name(record),
+                    if direct { "matched" } else { "did not match" },
+                    if expected { "match" } else { "not match" },
+                )));
+                continue;
+            }
+            if let Some(set) = &set {
+                if set.rules().iter().any(|r| r.id() == rule.id()) {
+                    let indexed = set.matching(record).iter().any(|r| r.id() == rule.id());
+                    if indexed != direct {
+                        report.failures.push(fail(format!(
+                            "{}: the rule index disagrees with the rule (engine bug)",
+                            event_name(record)
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    report
+}
+
+/// How serious a lint finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LintLevel {
+    Warning,
+    Error,
+}
+
+/// One lint finding.
+#[derive(Debug, Clone)]
+pub struct LintIssue {
+    pub level: LintLevel,
+    pub origin: String,
+    pub message: String,
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-' || *c == b'/',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Checks `sources` for what makes a rule hard to trust.
+pub fn lint(sources: &[RuleSource]) -> Vec<LintIssue> {
+    let mut out = Vec::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut issue = |level, origin: &str, message: String| {
+        out.push(LintIssue {
+            level,
+            origin: origin.to_string(),
+            message,
+        })
+    };
+    for src in sources {
+        let p = match Rule::parse_full(&src.origin, &src.text) {
+            Ok(p) => p,
+            Err(e) => {
+                let level = if e.is_unsupported() {
+                    LintLevel::Warning
+                } else {
+                    LintLevel::Error
+                };
+                let mut msg = e.kind.to_string();
+                if let super::error::RuleErrorKind::UnknownModifier { .. } = e.kind {
+                    msg.push_str(&format!(" (known: {})", MODIFIERS.join(", ")));
+                }
+                issue(level, &src.origin, msg);
+                continue;
+            }
+        };
+        let rule = &p.rule;
+        let o = &src.origin;
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&src.text).unwrap_or_default();
+        let has = |k: &str| yaml.get(k).is_some_and(|v| !v.is_null());
+        for n in &p.notes {
+            let level = if n.starts_with("missing `id`") || n.starts_with("missing `level`") {
+                LintLevel::Error
+            } else {
+                LintLevel::Warning
+            };
+            issue(level, o, n.clone());
+        }
+        if has("id") && !is_uuid(rule.id()) {
+            issue(
+                LintLevel::Warning,
+                o,
+                format!("id {} is not a UUID", rule.id()),
+            );
+        }
+        if let Some(other) = ids.insert(rule.id().to_string(), o.clone()) {
+            if other.starts_with("bundled:") && !o.starts_with("bundled:") {
+                issue(
+                    LintLevel::Warning,
+                    o,
+                    format!("replaces the bundled rule {other} (same id {})", rule.id()),
+                );
+            } else {
+                issue(
+                    LintLevel::Error,
+                    o,
+                    format!("duplicate id {} (also in {other})", rule.id()),
+                );
+            }
+        }
+        if rule.tags().is_empty() {
+            issue(LintLevel::Error, o, "missing `tags`".into());
+        } else if rule.meta().tactics.is_empty() {
+            issue(
+                LintLevel::Warning,
+                o,
+                "no ATT&CK tactic tag (e.g. attack.defense_evasion)".into(),
+            );
+        }
+        if rule.meta().techniques.is_empty() {
+            issue(
+                LintLevel::Warning,
+                o,
+                "no ATT&CK technique tag (e.g. attack.t1562.008)".into(),
+            );
+        }
+        for key in ["description", "status", "author", "date", "falsepositives"] {
+            if !has(key) {
+                issue(LintLevel::Warning, o, format!("missing `{key}`"));
+            }
+        }
+        if let Some(d) = yaml.get("date").and_then(serde_yaml::Value::as_str) {
+            if !is_date(d) {
+                issue(LintLevel::Warning, o, format!("date {d} is not YYYY-MM-DD"));
+            }
+        }
+        if rule.meta().title.chars().count() > 110 {
+            issue(
+                LintLevel::Warning,
+                o,
+                "title longer than 110 characters".into(),
+            );
+        }
+        match &p.tests {
+            None => issue(LintLevel::Error, o, "missing `vigil_tests`".into()),
+            Some(t) => {
+                if t.matching.is_empty() {
+                    issue(LintLevel::Error, o, "no `vigil_tests.match` record".into());
+                }
+                if t.not_matching.is_empty() {
+                    issue(
+                        LintLevel::Warning,
+                        o,
+                        "no `vigil_tests.no_match` record".into(),
+                    );
+                }
+                for (i, r) in t.matching.iter().chain(&t.not_matching).enumerate() {
+                    let missing: Vec<&str> = [
+                        "eventSource",
+                        "eventName",
+                        "eventTime",
+                        "awsRegion",
+                        "eventID",
+                    ]
+                    .into_iter()
+                    .filter(|k| r.get(*k).is_none())
+                    .collect();
+                    if !missing.is_empty() {
+                        issue(
+                            LintLevel::Warning,
+                            o,
+                            format!("test record {i} lacks {}", missing.join(", ")),
+                        );
+                    }
+                }
+            }
+        }
+        if rule.meta().severity >= Severity::Medium
+            && rule.required_exact("eventName").is_none()
+            && rule.required_exact("eventSource").is_none()
+        {
+            issue(
+                LintLevel::Warning,
+                o,
+                format!(
+                    "level {} with no eventName/eventSource: runs on every event; make sure it is not a catch-all",
+                    rule.meta().severity.label().to_lowercase()
+                ),
+            );
+        }
+    }
+    out.sort_by(|a, b| a.origin.cmp(&b.origin).then(b.level.cmp(&a.level)));
+    out
+}
+
+/// Lint findings as people read them, with a summary line.
+pub fn render_lint(issues: &[LintIssue]) -> String {
+    let mut s = String::new();
+    for i in issues {
+        let level = match i.level {
+            LintLevel::Error => "error",
+            LintLevel::Warning => "warning",
+        };
+        let _ = writeln!(s, "{level}: {}: {}", i.origin, i.message);
+    }
+    let errors = issues
+        .iter()
+        .filter(|i| i.level == LintLevel::Error)
+        .count();
+    let _ = writeln!(s, "{errors} errors, {} warnings", issues.len() - errors);
+    s
+}
+
+/// One line per rule: id, level, title, tactics.
+pub fn render_list(set: &RuleSet) -> String {
+    let mut s = String::new();
+    for r in set.rules() {
+        let m = r.meta();
+        let tactics: Vec<&str> = m.tactics.iter().map(|t| t.name()).collect();
+        let _ = writeln!(
+            s,
+            "{:<36}  {:<13}  {}  [{}]",
+            m.id,
+            m.severity.as_str(),
+            m.title,
+            tactics.join(", ")
+        );
+    }
+    for e in set.skipped() {
+        let _ = writeln!(s, "skipped {e}");
+    }
+    let _ = writeln!(
+        s,
+        "{} rules ({} skipped)",
+        set.rules().len(),
+        set.skipped().len()
+    );
+    s
+}
