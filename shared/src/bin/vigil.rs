@@ -167,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let summary = replay::replay(&pipeline, &paths, |s| status.update(s)).await;
             status.clear();
-            println!("{}", summary.render());
+            out(&format!("{}\n", summary.render()));
             Ok(if summary.errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -208,30 +208,43 @@ fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
     Ok(match command {
         RulesCommand::List(_) => {
             let set = RuleSet::layered(&base, &extra)?;
-            print!("{}", ruletest::render_list(&set));
+            out(&ruletest::render_list(&set));
             ExitCode::SUCCESS
         }
         RulesCommand::Test(_) => {
             let report = ruletest::run(&all);
-            print!("{}", report.render());
+            out(&report.render());
             ok(report.ok())
         }
         RulesCommand::Lint(_) => {
             let issues = ruletest::lint(&all);
-            print!("{}", ruletest::render_lint(&issues));
+            out(&ruletest::render_lint(&issues));
             ok(!issues.iter().any(|i| i.level == ruletest::LintLevel::Error))
         }
         RulesCommand::Pattern { sam, json, .. } => {
             let set = RuleSet::layered(&base, &extra)?;
             let delivery = pattern::derive(set.rules());
             if sam {
-                print!("{}", delivery.sam_events());
+                out(&delivery.sam_events());
             } else if json {
-                println!("{}", serde_json::to_string_pretty(&delivery.to_json())?);
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&delivery.to_json())?
+                ));
             } else {
-                print!("{}", delivery.render());
+                out(&delivery.render());
             }
             ExitCode::SUCCESS
         }
     })
+}
+
+/// Writes to stdout, ignoring a closed pipe (`vigil replay ... | head`) instead
+/// of panicking as `print!` does.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush());
 }
