@@ -41,10 +41,12 @@ impl Summary {
         for p in &report.findings {
             self.findings += 1;
             *self.by_severity.entry(p.finding.severity).or_default() += 1;
-            *self
-                .by_type
-                .entry(p.finding.type_or_rule().to_string())
-                .or_default() += 1;
+            // Rule ids are UUIDs: show the rule's title beside them.
+            let kind = match &p.finding.rule {
+                Some(rule) => format!("{} ({})", rule.title, rule.id),
+                None => p.finding.finding_type.clone(),
+            };
+            *self.by_type.entry(kind).or_default() += 1;
             *self
                 .by_decision
                 .entry(decision_name(&p.decision))

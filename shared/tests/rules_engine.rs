@@ -384,4 +384,14 @@ fn the_index_agrees_with_evaluating_every_rule() {
         }
     }
     assert!(checked > 100);
+    // Odd shapes the index cannot read still meet every rule.
+    let text = "title: t\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  s:\n    eventName: 42\n  condition: s\n";
+    let set = RuleSet::strict(&[RuleSource {
+        origin: "n.yml".into(),
+        text: text.to_string().into(),
+    }])
+    .unwrap();
+    assert_eq!(set.matching(&json!({"eventName": 42})).len(), 1);
+    assert_eq!(set.matching(&json!({"eventName": "42"})).len(), 1);
+    assert_eq!(set.matching(&json!({"eventName": [41, 42]})).len(), 1);
 }

@@ -3,7 +3,7 @@
 //!
 //! Triggered by an SQS queue fed with the bucket's object-created
 //! notifications (direct, through SNS, or through EventBridge: see
-//! docs/cloudtrail-logs.md). Each file is streamed from S3 and decoded one
+//! the README section "CloudTrail log files"). Each file is streamed from S3 and decoded one
 //! record at a time (`vigil::logfile`); a message whose file fails is
 //! reported in `batchItemFailures`, alone.
 

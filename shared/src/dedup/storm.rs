@@ -12,7 +12,7 @@
 //!   [`TRACKED_RESOURCES`] aggregated findings; later, new resources count as
 //!   "other", which bounds the record's size and write cost.
 //!
-//! When summaries go out (see docs/reliability.md):
+//! When summaries go out (see the README section "Reliability"):
 //! - the invocation that crosses the threshold sends one at its end ("storm
 //!   in progress"), so responders learn at once that alerts are held back;
 //! - after the window closes, the first invocation of each process (in any

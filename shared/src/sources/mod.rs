@@ -114,12 +114,13 @@ impl SourceEvent<'_> {
 
 /// CloudTrail detail-types EventBridge uses. Console sign-in is documented with
 /// both spellings, so both are accepted.
-pub const CLOUDTRAIL_DETAIL_TYPES: [&str; 5] = [
+pub const CLOUDTRAIL_DETAIL_TYPES: [&str; 6] = [
     "AWS API Call via CloudTrail",
     "AWS Console Sign In via CloudTrail",
     "AWS Console Signin via CloudTrail",
     "AWS Console Action via CloudTrail",
     "AWS Service Event via CloudTrail",
+    "AWS Insight via CloudTrail",
 ];
 
 /// Says which parser owns `event`.
@@ -172,7 +173,10 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
             },
         });
     }
-    if event.get("eventName").is_some() && event.get("eventSource").is_some() {
+    // API call records carry eventName and eventSource; CloudTrail Insights
+    // records (eventType AwsCloudTrailInsight) keep them under insightDetails.
+    let insight = event.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight");
+    if insight || (event.get("eventName").is_some() && event.get("eventSource").is_some()) {
         return Ok(SourceEvent::CloudTrail {
             record: event,
             envelope: None,
@@ -202,6 +206,12 @@ mod tests {
         let signin = json!({"detail-type":"AWS Console Signin via CloudTrail","source":"aws.signin","detail":{}});
         assert!(matches!(
             classify(&signin),
+            Ok(SourceEvent::CloudTrail { .. })
+        ));
+        let insight =
+            json!({"eventVersion":"1.08","eventType":"AwsCloudTrailInsight","insightDetails":{}});
+        assert!(matches!(
+            classify(&insight),
             Ok(SourceEvent::CloudTrail { .. })
         ));
         let bare = json!({"eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com"});
