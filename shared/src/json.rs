@@ -80,6 +80,21 @@ pub fn object_or_json_string(v: &Value) -> Option<Value> {
     }
 }
 
+/// `[{key, value}]` tag lists (GuardDuty, Macie) into a map; entries without
+/// a key are skipped.
+pub fn tag_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some((
+                string(t, &["key"])?,
+                string(t, &["value"]).unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
 /// Parses the timestamp forms the sources use: RFC 3339 (`2017-12-08T15:32:49.865Z`),
 /// GuardDuty's space-separated `2025-02-25 20:40:06.721` (UTC), and epoch
 /// seconds or milliseconds as numbers.

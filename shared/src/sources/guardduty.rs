@@ -141,7 +141,7 @@ fn read_resources(f: &mut Finding, resource: &Value) {
         let id = json::string(bucket, &["arn"]).or_else(|| json::string(bucket, &["name"]));
         if let Some(id) = id {
             let mut r = Resource::new("AwsS3Bucket", id);
-            r.tags = tags(json::field(bucket, "tags"));
+            r.tags = json::tag_map(json::field(bucket, "tags"));
             f.resources.push(r);
         }
         if let Some(object) = json::field(bucket, "s3ObjectDetails").and_then(Value::as_array) {
@@ -155,7 +155,7 @@ fn read_resources(f: &mut Finding, resource: &Value) {
     if let Some(eks) = json::field(resource, "eksClusterDetails") {
         if let Some(id) = json::string(eks, &["arn"]).or_else(|| json::string(eks, &["name"])) {
             let mut r = Resource::new("AwsEksCluster", id);
-            r.tags = tags(json::field(eks, "tags"));
+            r.tags = json::tag_map(json::field(eks, "tags"));
             f.resources.push(r);
         }
     }
@@ -175,7 +175,7 @@ fn read_resources(f: &mut Finding, resource: &Value) {
     if let Some(ecs) = json::field(resource, "ecsClusterDetails") {
         if let Some(id) = json::string(ecs, &["arn"]).or_else(|| json::string(ecs, &["name"])) {
             let mut r = Resource::new("AwsEcsCluster", id);
-            r.tags = tags(json::field(ecs, "tags"));
+            r.tags = json::tag_map(json::field(ecs, "tags"));
             f.resources.push(r);
         }
         if let Some(task) = json::string(ecs, &["taskDetails", "arn"]) {
@@ -196,7 +196,7 @@ fn read_resources(f: &mut Finding, resource: &Value) {
             .or_else(|| json::string(lambda, &["functionName"]));
         if let Some(id) = id {
             let mut r = Resource::new("AwsLambdaFunction", id);
-            r.tags = tags(json::field(lambda, "tags"));
+            r.tags = json::tag_map(json::field(lambda, "tags"));
             f.resources.push(r);
         }
     }
@@ -208,7 +208,7 @@ fn read_resources(f: &mut Finding, resource: &Value) {
                 .or_else(|| json::string(rds, &["dbClusterIdentifier"]));
             if let Some(id) = id {
                 let mut r = Resource::new("AwsRdsDbInstance", id);
-                r.tags = tags(json::field(rds, "tags"));
+                r.tags = json::tag_map(json::field(rds, "tags"));
                 f.resources.push(r);
             }
         }
@@ -233,7 +233,7 @@ fn read_resources(f: &mut Finding, resource: &Value) {
     if let Some(instance) = json::field(resource, "instanceDetails") {
         if let Some(id) = json::string(instance, &["instanceId"]) {
             let mut r = Resource::new("AwsEc2Instance", id);
-            r.tags = tags(json::field(instance, "tags"));
+            r.tags = json::tag_map(json::field(instance, "tags"));
             // The instance is the subject only for instance findings; IAM and S3
             // findings carry instanceDetails as placeholders.
             if resource_type == "Instance" || f.resources.is_empty() {
@@ -263,20 +263,6 @@ fn actor_from_access_key(key: &Value) -> Actor {
         access_key_id: json::string(key, &["accessKeyId"]),
         ..Actor::default()
     }
-}
-
-/// `[{key, value}]` (GuardDuty) into a map.
-fn tags(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| {
-            Some((
-                json::string(t, &["key"])?,
-                json::string(t, &["value"]).unwrap_or_default(),
-            ))
-        })
-        .collect()
 }
 
 fn read_action(f: &mut Finding, service: &Value) {
@@ -542,7 +528,9 @@ fn map_attack(f: &mut Finding) {
     }
 }
 
-fn has_placeholder(f: &Finding) -> bool {
+/// GuardDuty and Macie mark generated samples with `GeneratedFinding*`
+/// placeholders, even when the `sample` flag is lost on the way.
+pub(crate) fn has_placeholder(f: &Finding) -> bool {
     const MARK: &str = "GeneratedFinding";
     f.resources.iter().any(|r| r.id.contains(MARK))
         || f.actor.as_ref().is_some_and(|a| {

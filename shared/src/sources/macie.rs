@@ -140,20 +140,6 @@ fn read_severity(f: &mut Finding, v: &Value) {
     }
 }
 
-/// `[{key, value}]` into a map.
-fn tags(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| {
-            Some((
-                json::string(t, &["key"])?,
-                json::string(t, &["value"]).unwrap_or_default(),
-            ))
-        })
-        .collect()
-}
-
 /// The bucket is the primary resource (so every finding about one bucket and
 /// type shares a fingerprint); the object, when there is one, comes second.
 fn read_resources(f: &mut Finding, v: &Value) {
@@ -168,7 +154,7 @@ fn read_resources(f: &mut Finding, v: &Value) {
         if let Some(id) = bucket_arn.clone().or_else(|| bucket_name.clone()) {
             let mut r = Resource::new("AwsS3Bucket", id);
             r.region = region.clone();
-            r.tags = tags(json::field(b, "tags"));
+            r.tags = json::tag_map(json::field(b, "tags"));
             f.resources.push(r);
         }
         if let Some(name) = &bucket_name {
@@ -205,7 +191,7 @@ fn read_resources(f: &mut Finding, v: &Value) {
         if let Some(id) = id {
             let mut r = Resource::new("AwsS3Object", id);
             r.region = region;
-            r.tags = tags(json::field(o, "tags"));
+            r.tags = json::tag_map(json::field(o, "tags"));
             f.resources.push(r);
         }
         if let Some(key) = key {

@@ -484,18 +484,6 @@ fn tactics_for_origin(f: &mut Finding, origin: Origin) {
     }
 }
 
-/// GuardDuty and Macie mark generated samples with placeholders.
-fn has_placeholder(f: &Finding) -> bool {
-    const MARK: &str = "GeneratedFinding";
-    f.resources.iter().any(|r| r.id.contains(MARK))
-        || f.actor.as_ref().is_some_and(|a| {
-            [&a.user_name, &a.access_key_id, &a.principal_id]
-                .into_iter()
-                .flatten()
-                .any(|s| s.contains(MARK))
-        })
-}
-
 /// When the account itself is all a finding is about, it is about the account.
 fn ensure_resource(f: &mut Finding) {
     if f.resources.is_empty() && !f.account_id.is_empty() {
@@ -572,7 +560,7 @@ pub fn parse_asff(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
         f.evidence.insert("securityhub_id".into(), asff_id.clone());
     }
     f.links.console = console_link(&partition_of(product_arn), &f.region, &asff_id);
-    f.sample |= asff_sample(pf) || has_placeholder(&f);
+    f.sample |= asff_sample(pf) || super::guardduty::has_placeholder(&f);
     ensure_resource(&mut f);
     Ok(f)
 }
@@ -1281,7 +1269,7 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
             )
         })
     });
-    f.sample |= has_placeholder(&f);
+    f.sample |= super::guardduty::has_placeholder(&f);
     ensure_resource(&mut f);
     Ok(f)
 }
