@@ -19,6 +19,7 @@ pub mod ocsf;
 pub mod pipeline;
 pub mod render;
 pub mod replay;
+pub mod route;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::model::{Finding, IpClass, Severity, Tactic};
 use crate::ocsf;
+use crate::route::Route;
 use crate::text::{markdown_code, one_line, sns_subject, strip_controls, truncate};
 
 /// One alert about to be sent.
@@ -20,6 +21,8 @@ pub struct Alert<'a> {
     pub traceparent: Option<String>,
     /// X-Ray `AWSTraceHeader` form of the same context.
     pub aws_trace_header: Option<String>,
+    /// Who it goes to, from the routing table. None: no table configured.
+    pub route: Option<&'a Route>,
 }
 
 impl<'a> Alert<'a> {
@@ -29,6 +32,7 @@ impl<'a> Alert<'a> {
             suppressed_repeats: 0,
             traceparent: None,
             aws_trace_header: None,
+            route: None,
         }
     }
 }
@@ -420,6 +424,9 @@ pub fn sns_message(alert: &Alert<'_>) -> String {
     let mut email = email_body(alert);
     let mut default = chatbot(alert);
     let mut ocsf = ocsf::to_ocsf(f);
+    if let Some(route) = alert.route {
+        ocsf["unmapped"]["vigil_route"] = serde_json::to_value(route).unwrap_or_default();
+    }
     let build = |email: &str, default: &Value, ocsf: &Value| {
         let machine = ocsf.to_string();
         json!({

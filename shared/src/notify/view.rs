@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::json;
 use crate::model::Severity;
 use crate::ocsf;
+use crate::route::Route;
 
 /// Why an SNS message is not an alert the notifier can read.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +130,9 @@ pub struct AlertView {
     pub trace_url: Option<String>,
     /// A sample the source generated for testing.
     pub sample: bool,
+    /// `unmapped.vigil_route`: the routing table's choice of Slack channel
+    /// and PagerDuty service. None: defaults everywhere.
+    pub route: Option<Route>,
 }
 
 impl AlertView {
@@ -274,6 +278,8 @@ impl AlertView {
             xray_trace_id: s(&["unmapped", "xray_trace_id"]),
             trace_url: s(&["unmapped", "trace_url"]),
             sample: json::boolean(v, &["unmapped", "vigil_sample"]).unwrap_or(false),
+            route: json::path(v, &["unmapped", "vigil_route"])
+                .and_then(|r| serde_json::from_value(r.clone()).ok()),
             finding_id,
             fingerprint,
         })
