@@ -9,7 +9,10 @@
 //!
 //! A secret is either the bare value or a JSON object holding it under one of
 //! a few names (`{"webhook_url": "..."}`, `{"routing_key": "..."}`), the two
-//! shapes the Secrets Manager console makes easy.
+//! shapes the Secrets Manager console makes easy. A JSON secret may also hold
+//! named values for the routing table's destinations, one object per kind
+//! (`{"routing_key": "...", "services": {"payments": "..."}}`): see
+//! [`Secret::get_named`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -69,6 +72,7 @@ pub struct Secret {
     origin: Origin,
     /// Names the value may sit under when the secret is a JSON object.
     json_keys: &'static [&'static str],
+    /// The secret as stored (bare value or JSON), once read.
     cached: Mutex<Option<SecretString>>,
 }
 
@@ -108,8 +112,47 @@ impl Secret {
         }
     }
 
+    /// The names the value may sit under when the secret is JSON.
+    pub fn with_keys(mut self, json_keys: &'static [&'static str]) -> Secret {
+        self.json_keys = json_keys;
+        self
+    }
+
     /// The value, from the cache or read now.
     pub async fn get(&self) -> Result<SecretString, SecretError> {
+        let raw = self.raw().await?;
+        let value = extract(raw.expose(), self.json_keys).ok_or_else(|| SecretError::Invalid {
+            arn: self.origin_name().to_string(),
+            message: format!(
+                "empty, or a JSON object without any of the keys {:?}",
+                self.json_keys
+            ),
+        })?;
+        Ok(SecretString::new(value))
+    }
+
+    /// A named value from the object under `group` in a JSON secret
+    /// (`group` "services", `name` "payments" reads
+    /// `{"services": {"payments": "..."}}`). `Ok(None)` when the secret has
+    /// no such entry: the caller falls back to [`Secret::get`].
+    pub async fn get_named(
+        &self,
+        group: &str,
+        name: &str,
+    ) -> Result<Option<SecretString>, SecretError> {
+        let raw = self.raw().await?;
+        Ok(extract_named(raw.expose(), group, name).map(SecretString::new))
+    }
+
+    fn origin_name(&self) -> &str {
+        match &self.origin {
+            Origin::SecretsManager { arn, .. } => arn,
+            Origin::Value(_) => "<value>",
+        }
+    }
+
+    /// The secret as stored, from the cache or read now.
+    async fn raw(&self) -> Result<SecretString, SecretError> {
         let (client, arn) = match &self.origin {
             Origin::Value(v) => return Ok(v.clone()),
             Origin::SecretsManager { client, arn } => (client, arn),
@@ -129,16 +172,9 @@ impl Secret {
             (None, Some(b)) => String::from_utf8_lossy(b.as_ref()).into_owned(),
             (None, None) => String::new(),
         };
-        let value = extract(&raw, self.json_keys).ok_or_else(|| SecretError::Invalid {
-            arn: arn.clone(),
-            message: format!(
-                "empty, or a JSON object without any of the keys {:?}",
-                self.json_keys
-            ),
-        })?;
-        let value = SecretString::new(value);
-        *cached = Some(value.clone());
-        Ok(value)
+        let raw = SecretString::new(raw);
+        *cached = Some(raw.clone());
+        Ok(raw)
     }
 
     /// Forgets the cached value: the next [`Secret::get`] reads it again.
@@ -160,6 +196,13 @@ pub fn extract(raw: &str, keys: &[&str]) -> Option<String> {
         _ => raw.to_string(),
     };
     (!value.is_empty()).then_some(value)
+}
+
+/// `raw[group][name]` when `raw` is a JSON object and that entry a non-empty string.
+pub fn extract_named(raw: &str, group: &str, name: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(raw.trim()).ok()?;
+    let value = v.get(group)?.get(name)?.as_str()?.trim();
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 fn classify<E: ProvideErrorMetadata + fmt::Debug, R>(
@@ -217,6 +260,23 @@ mod tests {
         assert!(!format!("{s:?}").contains("R0UT1NGKEY"));
         let secret = Secret::value("R0UT1NGKEY");
         assert!(!format!("{secret:?}").contains("R0UT1NGKEY"));
+    }
+
+    #[tokio::test]
+    async fn named_values_sit_in_groups_beside_the_default() {
+        let s = Secret::value(
+            r#"{"routing_key": "DEFAULT", "services": {"payments": " PAYKEY ", "empty": ""}}"#,
+        )
+        .with_keys(&["routing_key"]);
+        assert_eq!(s.get().await.unwrap().expose(), "DEFAULT");
+        let named = |n: &'static str| {
+            let s = &s;
+            async move { s.get_named("services", n).await.unwrap().map(|v| v.expose().to_string()) }
+        };
+        assert_eq!(named("payments").await.as_deref(), Some("PAYKEY"));
+        assert_eq!(named("empty").await, None);
+        assert_eq!(named("unknown").await, None);
+        assert_eq!(extract_named("bare-value", "services", "payments"), None);
     }
 
     #[tokio::test]
