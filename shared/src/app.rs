@@ -22,6 +22,8 @@ pub enum StartupError {
     Rules(String),
     #[error(transparent)]
     Suppressions(#[from] crate::dedup::RulesError),
+    #[error(transparent)]
+    Routes(#[from] crate::route::RoutesError),
 }
 
 /// Loads the AWS SDK configuration once per cold start. Honours
@@ -33,7 +35,7 @@ pub async fn sdk_config() -> SdkConfig {
 /// A pipeline builder with the SNS sink when a topic is configured, and
 /// telemetry (trace context, metrics) when [`crate::telemetry::init`] ran.
 pub fn pipeline_builder(config: &Config, sdk: Option<&SdkConfig>) -> PipelineBuilder {
-    let mut builder = Pipeline::builder(config);
+    let mut builder = Pipeline::builder(config).routes(config.routes.clone());
     if let Some(telemetry) = crate::telemetry::installed() {
         builder = telemetry.instrument(builder);
     }
@@ -57,6 +59,9 @@ pub fn function_pipeline(
     let mut builder = pipeline_builder(config, Some(sdk))
         .accept(accepted)
         .dedup(crate::dedup::Dedup::from_settings(&config.dedup, sdk));
+    if let Some(directory) = config.account_directory(sdk) {
+        builder = builder.accounts(directory);
+    }
     if let Some(d) = detector {
         builder = builder.detector(d);
     }
@@ -199,6 +204,10 @@ pub async fn start_function(
     let sdk = sdk_config().await;
     let mut config = config;
     config.dedup.suppressions = crate::dedup::rules::load(&config.dedup, Some(&sdk))
+        .await
+        .map_err(StartupError::from)?;
+    config
+        .load_routes(Some(&sdk))
         .await
         .map_err(StartupError::from)?;
     let pipeline = function_pipeline(&config, &sdk, spec.sources, detector);

@@ -41,6 +41,16 @@ pub struct Config {
     /// The same for Macie findings, which the securityhub function also takes
     /// directly (`VIGIL_SECURITYHUB_SKIP_MACIE`, default true).
     pub securityhub_skip_macie: bool,
+    /// Read account names from AWS Organizations (`VIGIL_ORGANIZATIONS_LOOKUP`,
+    /// default false): needs the management account or a delegated
+    /// administrator. Names in `VIGIL_ACCOUNT_NAMES` still win.
+    pub organizations_lookup: bool,
+    /// Routing table file (`VIGIL_ROUTES_FILE`), or SSM parameter
+    /// (`VIGIL_ROUTES_SSM_PARAMETER`): see [`crate::route`].
+    pub routes_file: Option<String>,
+    pub routes_ssm_parameter: Option<String>,
+    /// The loaded table ([`crate::route::RoutingTable::load`] fills it in at start).
+    pub routes: crate::route::RoutingTable,
     /// Idempotency, suppression and storm settings (`VIGIL_IDEMPOTENCY_TABLE`,
     /// `VIGIL_STATE_TABLE`, `VIGIL_SUPPRESSION_WINDOW_SECONDS`, ...: see
     /// [`crate::dedup::DedupSettings`]).
@@ -59,6 +69,10 @@ impl Default for Config {
             rules_dir: None,
             securityhub_skip_guardduty: true,
             securityhub_skip_macie: true,
+            organizations_lookup: false,
+            routes_file: None,
+            routes_ssm_parameter: None,
+            routes: crate::route::RoutingTable::default(),
             dedup: crate::dedup::DedupSettings::default(),
         }
     }
@@ -96,6 +110,12 @@ impl Config {
             c.account_names = AccountNames::parse(&s);
         }
         c.trace_url_template = get("VIGIL_TRACE_URL_TEMPLATE");
+        c.organizations_lookup = flag(
+            get("VIGIL_ORGANIZATIONS_LOOKUP"),
+            "VIGIL_ORGANIZATIONS_LOOKUP",
+        )?;
+        c.routes_file = get("VIGIL_ROUTES_FILE");
+        c.routes_ssm_parameter = get("VIGIL_ROUTES_SSM_PARAMETER");
         c.rules_dir = get("VIGIL_RULES_DIR");
         for (name, slot) in [
             (
@@ -117,6 +137,38 @@ impl Config {
 }
 
 impl Config {
+    /// Loads the routing table named by the configuration (see
+    /// [`crate::route::RoutingTable::load`]).
+    pub async fn load_routes(
+        &mut self,
+        sdk: Option<&aws_config::SdkConfig>,
+    ) -> Result<(), crate::route::RoutesError> {
+        self.routes = crate::route::RoutingTable::load(
+            self.routes_file.as_deref(),
+            self.routes_ssm_parameter.as_deref(),
+            sdk,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The account directory the configuration asks for: AWS Organizations
+    /// for names when `VIGIL_ORGANIZATIONS_LOOKUP` is on, and for OUs when
+    /// the routing table routes by OU. None: configuration names only.
+    pub fn account_directory(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Option<std::sync::Arc<dyn crate::accounts::AccountDirectory>> {
+        let wants = crate::accounts::LookupWants {
+            names: self.organizations_lookup,
+            units: self.routes.uses_units(),
+        };
+        (wants.names || wants.units).then(|| {
+            std::sync::Arc::new(crate::accounts::Organizations::new(sdk, wants))
+                as std::sync::Arc<dyn crate::accounts::AccountDirectory>
+        })
+    }
+
     /// Sources whose findings, arriving through Security Hub, are kept without
     /// alerting because Vigil alerts on their direct events.
     pub fn securityhub_skip_sources(&self) -> Vec<crate::model::Source> {
@@ -175,5 +227,50 @@ mod tests {
         .unwrap();
         assert_eq!(c.min_severity, Severity::High);
         assert!(c.alert_samples);
+    }
+}
+
+/// Why a configuration document could not be read from SSM Parameter Store.
+#[derive(Debug, thiserror::Error)]
+pub enum SsmReadError {
+    /// The parameter does not exist: a configuration mistake.
+    #[error("parameter not found")]
+    NotFound,
+    /// Throttling, network, permissions: the caller decides whether to run
+    /// without the document.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Reads a YAML or JSON document (suppression rules, the routing table) from
+/// an SSM parameter, decrypted. An empty parameter is an empty document.
+pub async fn ssm_document(
+    sdk: &aws_config::SdkConfig,
+    parameter: &str,
+) -> Result<String, SsmReadError> {
+    let client = aws_sdk_ssm::Client::new(sdk);
+    match client
+        .get_parameter()
+        .name(parameter)
+        .with_decryption(true)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .parameter()
+            .and_then(|p| p.value())
+            .unwrap_or_default()
+            .to_string()),
+        Err(e) => {
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_not_found())
+            {
+                Err(SsmReadError::NotFound)
+            } else {
+                Err(SsmReadError::Unavailable(
+                    aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
+                ))
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! [`sinks`] deliver alerts rendered by [`render`]. Functions under
 //! `functions/` only read [`config`], build clients once, and call the pipeline.
 
+pub mod accounts;
 pub mod app;
 pub mod config;
 pub mod dedup;

@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::{info_span, Instrument};
 
+use crate::accounts::{AccountDirectory, AccountInfo};
 use crate::config::Config;
 use crate::dedup::{Admission, Dedup, EventSession, RepeatKind};
 use crate::detect::{Detector, RuleMeta};
 use crate::enrich::Enricher;
 use crate::model::{Finding, FindingStatus, Severity, Source, TraceIds};
 use crate::render::Alert;
+use crate::route::{Route, RoutingTable};
 use crate::sinks::{AlertSink, Delivery, SinkError};
 use crate::sources::{self, SourceError, SourceEvent};
 
@@ -141,6 +143,10 @@ pub struct Pipeline {
     trace_url_template: Option<String>,
     accepted: Option<Vec<Source>>,
     enricher: Enricher,
+    /// Account names and OUs from AWS Organizations, when configured.
+    accounts: Option<Arc<dyn AccountDirectory>>,
+    /// None: every alert goes to the destinations' defaults, with no `route`.
+    routes: Option<RoutingTable>,
     detector: Option<Arc<dyn Detector>>,
     sinks: Vec<Box<dyn AlertSink>>,
     trace_context: Option<TraceContextFn>,
@@ -180,6 +186,18 @@ impl PipelineBuilder {
         self
     }
 
+    /// Where account names and OUs come from (default: configuration only).
+    pub fn accounts(mut self, directory: Arc<dyn AccountDirectory>) -> Self {
+        self.inner.accounts = Some(directory);
+        self
+    }
+
+    /// The routing table (default: none, so alerts carry no route).
+    pub fn routes(mut self, table: RoutingTable) -> Self {
+        self.inner.routes = (!table.is_empty()).then_some(table);
+        self
+    }
+
     /// Idempotency, suppression and storm aggregation (default: off).
     pub fn dedup(mut self, dedup: Dedup) -> Self {
         self.inner.dedup = dedup;
@@ -202,6 +220,8 @@ impl Pipeline {
                 trace_url_template: config.trace_url_template.clone(),
                 accepted: None,
                 enricher: Enricher::new(config.account_names.clone()),
+                accounts: None,
+                routes: None,
                 detector: None,
                 sinks: Vec::new(),
                 trace_context: None,
@@ -236,7 +256,12 @@ impl Pipeline {
     ) -> Vec<Processed> {
         let mut out = Vec::with_capacity(summaries.len());
         for summary in summaries {
-            let decision = self.alert(&summary, trace, 0).await;
+            // A storm summary spans findings: route it on its own fields.
+            let route = self
+                .routes
+                .as_ref()
+                .map(|t| t.route(&summary, &AccountInfo::default()));
+            let decision = self.alert(&summary, trace, 0, route).await;
             dedup.summary_settled(&summary, decision.alerted()).await;
             tracing::info!(
                 vigil.finding_id = %summary.id,
@@ -342,12 +367,14 @@ impl Pipeline {
                     finding.links.trace = self.trace_link(&t.ids, &finding.region);
                 }
             }
+            let account = self.look_up_account(&mut finding).await;
             let decision = match self.gate(&finding) {
                 Some(skip) => skip,
                 None => match dedup.admit(&finding).await {
                     Admission::Alert { suppressed_repeats } => {
+                        let route = self.routes.as_ref().map(|t| t.route(&finding, &account));
                         let d = self
-                            .alert(&finding, trace.as_ref(), suppressed_repeats)
+                            .alert(&finding, trace.as_ref(), suppressed_repeats, route)
                             .await;
                         dedup.settle(&finding, d.alerted()).await;
                         d
@@ -445,16 +472,44 @@ impl Pipeline {
         None
     }
 
+    /// The account's name and OUs from the directory, when there is one; the
+    /// name fills in only where configuration gave none. A failed lookup is
+    /// logged by the directory and leaves the finding as it was.
+    async fn look_up_account(&self, f: &mut Finding) -> AccountInfo {
+        let Some(directory) = &self.accounts else {
+            return AccountInfo::default();
+        };
+        if f.account_id.is_empty() {
+            return AccountInfo::default();
+        }
+        let info = directory
+            .lookup(&f.account_id)
+            .instrument(info_span!("enrich.account", vigil.account = %f.account_id))
+            .await
+            .unwrap_or_default();
+        if f.account_name.is_none() {
+            f.account_name = info.name.clone();
+        }
+        info
+    }
+
     async fn alert(
         &self,
         f: &Finding,
         trace: Option<&TraceContext>,
         suppressed_repeats: u64,
+        route: Option<&Route>,
     ) -> Decision {
-        let span = info_span!("alert", vigil.sinks = self.sinks.len(), vigil.finding_id = %f.id);
+        let span = info_span!(
+            "alert",
+            vigil.sinks = self.sinks.len(),
+            vigil.finding_id = %f.id,
+            vigil.route = route.map_or("", |r| r.name.as_str()),
+        );
         async {
             let mut alert = Alert::new(f);
             alert.suppressed_repeats = suppressed_repeats;
+            alert.route = route;
             if let Some(t) = trace {
                 alert.traceparent = Some(t.traceparent.clone());
                 alert.aws_trace_header = Some(t.aws_trace_header.clone());
@@ -562,6 +617,66 @@ mod tests {
                 .alerts(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn the_route_follows_the_account_unit_and_names_fill_in_from_the_directory() {
+        use crate::accounts::{AccountInfo, OrgUnit, StaticDirectory};
+        let table = RoutingTable::parse(
+            "routes:\n  - {name: payments, ou: Payments, slack_channel: '#pay', pagerduty_service: pay}\ndefault: {slack_channel: '#sec'}\n",
+            "test",
+        )
+        .unwrap();
+        let mut directory = StaticDirectory::default();
+        directory.insert(
+            "111122223333",
+            AccountInfo {
+                name: Some("payments-prod".into()),
+                units: vec![OrgUnit {
+                    id: "ou-ab12-00000001".into(),
+                    name: Some("Payments".into()),
+                }],
+            },
+        );
+        let sink = MemorySink::new();
+        let p = Pipeline::builder(&Config::default())
+            .sink(Box::new(sink.clone()))
+            .routes(table.clone())
+            .accounts(Arc::new(directory))
+            .build();
+        p.process_event(&gd_event(8.0, false)).await.unwrap();
+        let sent = &sink.sent()[0];
+        let route = sent
+            .route
+            .as_ref()
+            .expect("a table gives every alert a route");
+        assert_eq!(route.name, "payments");
+        assert_eq!(route.pagerduty_service.as_deref(), Some("pay"));
+        assert_eq!(sent.finding.account_name.as_deref(), Some("payments-prod"));
+
+        // A configured name wins over the directory's; another OU takes the default.
+        let mut cfg = Config::default();
+        cfg.account_names.insert("111122223333", "pay");
+        let sink = MemorySink::new();
+        let p = Pipeline::builder(&cfg)
+            .sink(Box::new(sink.clone()))
+            .routes(table)
+            .accounts(Arc::new(StaticDirectory::default()))
+            .build();
+        p.process_event(&gd_event(8.0, false)).await.unwrap();
+        let sent = &sink.sent()[0];
+        assert_eq!(sent.finding.account_name.as_deref(), Some("pay"));
+        let route = sent.route.as_ref().unwrap();
+        assert_eq!(route.name, crate::route::DEFAULT_ROUTE);
+        assert_eq!(route.slack_channel.as_deref(), Some("#sec"));
+
+        // No table: no route at all, so subscribers see no `route` attribute.
+        let sink = MemorySink::new();
+        pipeline(sink.clone(), Config::default())
+            .process_event(&gd_event(8.0, false))
+            .await
+            .unwrap();
+        assert_eq!(sink.sent()[0].route, None);
     }
 
     #[tokio::test]

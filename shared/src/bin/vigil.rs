@@ -131,7 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.topic_arn = sns_topic_arn;
             let needs_aws = config.topic_arn.is_some()
                 || config.dedup.state_table.is_some()
-                || config.dedup.suppressions_ssm_parameter.is_some();
+                || config.dedup.suppressions_ssm_parameter.is_some()
+                || config.routes_ssm_parameter.is_some()
+                || config.organizations_lookup;
             let sdk = match needs_aws {
                 true => Some(app::sdk_config().await),
                 false => None,
@@ -139,6 +141,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.dedup.suppressions = vigil::dedup::rules::load(&config.dedup, sdk.as_ref())
                 .await
                 .context("loading suppression rules")?;
+            config
+                .load_routes(sdk.as_ref())
+                .await
+                .context("loading the routing table")?;
             // Replay never uses idempotency: a replayed event should run.
             config.dedup.idempotency_table = None;
             let dedup = match (&sdk, no_dedup) {
@@ -155,6 +161,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut builder = app::pipeline_builder(&config, sdk.as_ref())
                 .dedup(dedup)
                 .detector(std::sync::Arc::new(rules));
+            if let Some(directory) = sdk.as_ref().and_then(|s| config.account_directory(s)) {
+                builder = builder.accounts(directory);
+            }
             builder = if quiet {
                 builder.sink(Box::new(MemorySink::new()))
             } else {

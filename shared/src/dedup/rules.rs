@@ -28,6 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::DedupSettings;
+use crate::config::SsmReadError;
 use crate::model::Finding;
 
 /// Why rules could not be loaded.
@@ -65,15 +66,16 @@ pub struct SuppressionRule {
     pub actors: Vec<String>,
 }
 
+/// A YAML field that takes one value or a list.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
 
 impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
@@ -313,32 +315,21 @@ pub async fn load(
         out.extend(load_file(Path::new(path), now)?);
     }
     if let (Some(parameter), Some(sdk)) = (&settings.suppressions_ssm_parameter, sdk) {
-        let client = aws_sdk_ssm::Client::new(sdk);
-        match client
-            .get_parameter()
-            .name(parameter)
-            .with_decryption(true)
-            .send()
-            .await
-        {
-            Ok(out_param) => {
-                let text = out_param
-                    .parameter()
-                    .and_then(|p| p.value())
-                    .unwrap_or_default();
-                out.extend(Suppressions::parse(text, &format!("ssm:{parameter}"), now)?);
+        match crate::config::ssm_document(sdk, parameter).await {
+            Ok(text) => {
+                out.extend(Suppressions::parse(
+                    &text,
+                    &format!("ssm:{parameter}"),
+                    now,
+                )?);
             }
-            Err(e) => {
-                let not_found = e
-                    .as_service_error()
-                    .is_some_and(|se| se.is_parameter_not_found());
-                let message = aws_sdk_ssm::error::DisplayErrorContext(&e).to_string();
-                if not_found {
-                    return Err(RulesError::Ssm {
-                        parameter: parameter.clone(),
-                        message: "parameter not found".into(),
-                    });
-                }
+            Err(SsmReadError::NotFound) => {
+                return Err(RulesError::Ssm {
+                    parameter: parameter.clone(),
+                    message: "parameter not found".into(),
+                });
+            }
+            Err(SsmReadError::Unavailable(message)) => {
                 tracing::error!(
                     parameter,
                     error = %message,

@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::http::HttpClient;
-use super::secrets::Secret;
+use super::secrets::{Secret, SecretError, SecretString};
 use super::slack::{http_error, secret_error};
 use super::view::{AlertStatus, AlertView};
 use super::{DeliverFuture, Destination, Outcome};
@@ -262,8 +262,7 @@ impl PagerDuty {
             return Ok(Outcome::Skipped("below the PagerDuty minimum severity"));
         }
         let key = self
-            .routing_key
-            .get()
+            .key_for(alert)
             .await
             .map_err(|e| secret_error("pagerduty", e))?;
         let body = event(alert, key.expose());
@@ -295,6 +294,37 @@ impl PagerDuty {
         })
     }
 }
+
+impl PagerDuty {
+    /// The routing key of the service the alert's route names (the secret's
+    /// `services` object), else the default key. A service the secret does
+    /// not know pages the default service, with a warning: a typo in the
+    /// routing table must not lose a page.
+    async fn key_for(&self, alert: &AlertView) -> Result<SecretString, SecretError> {
+        let service = alert
+            .route
+            .as_ref()
+            .and_then(|r| r.pagerduty_service.as_deref());
+        if let Some(service) = service {
+            if let Some(key) = self.routing_key.get_named(SERVICES, service).await? {
+                tracing::debug!(
+                    vigil.pagerduty_service = service,
+                    "paging the routed service"
+                );
+                return Ok(key);
+            }
+            tracing::warn!(
+                vigil.pagerduty_service = service,
+                vigil.finding_id = %alert.finding_id,
+                "the PagerDuty secret has no routing key for this service under \"services\": paging the default service"
+            );
+        }
+        self.routing_key.get().await
+    }
+}
+
+/// The PagerDuty secret's object of service name → routing key.
+pub const SERVICES: &str = "services";
 
 impl Destination for PagerDuty {
     fn name(&self) -> &'static str {
@@ -335,6 +365,28 @@ mod tests {
         );
         assert_eq!(e["links"][0]["href"], v.console_url.as_deref().unwrap());
         assert_eq!(e["links"][1]["href"], v.trace_url.as_deref().unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_route_picks_the_service_key_and_an_unknown_service_pages_the_default() {
+        let pd = PagerDuty::new(
+            Secret::value(r#"{"routing_key": "DEFAULT", "services": {"payments": "PAYKEY"}}"#)
+                .with_keys(crate::notify::PAGERDUTY_SECRET_KEYS),
+            DEFAULT_URL,
+            Severity::High,
+            HttpClient::new(crate::notify::HttpPolicy::default()).unwrap(),
+        );
+        let mut v = sample_view();
+        assert_eq!(pd.key_for(&v).await.unwrap().expose(), "DEFAULT");
+        let route = |service: &str| crate::route::Route {
+            name: "r".into(),
+            slack_channel: None,
+            pagerduty_service: Some(service.into()),
+        };
+        v.route = Some(route("payments"));
+        assert_eq!(pd.key_for(&v).await.unwrap().expose(), "PAYKEY");
+        v.route = Some(route("paymnets"));
+        assert_eq!(pd.key_for(&v).await.unwrap().expose(), "DEFAULT");
     }
 
     #[test]

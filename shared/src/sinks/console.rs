@@ -23,8 +23,17 @@ impl ConsoleSink {
     }
 
     fn write(&self, alert: &Alert<'_>) -> Result<Delivery, SinkError> {
+        let route = match alert.route {
+            None => String::new(),
+            Some(r) => format!(
+                "Route:       {} (Slack {}, PagerDuty {})\n",
+                r.name,
+                r.slack_channel.as_deref().unwrap_or("default"),
+                r.pagerduty_service.as_deref().unwrap_or("default")
+            ),
+        };
         let text = format!(
-            "━━ {} ━━\n{}\n",
+            "━━ {} ━━\n{route}{}\n",
             render::subject(alert.finding),
             render::email_body(alert)
         );

@@ -13,6 +13,7 @@ pub struct SentAlert {
     pub subject: String,
     pub finding: Finding,
     pub suppressed_repeats: u64,
+    pub route: Option<crate::route::Route>,
 }
 
 /// Shared list of delivered alerts; clones see the same list.
@@ -59,6 +60,7 @@ impl AlertSink for MemorySink {
                     subject: render::subject(alert.finding),
                     finding: alert.finding.clone(),
                     suppressed_repeats: alert.suppressed_repeats,
+                    route: alert.route.cloned(),
                 });
             Ok(Delivery {
                 sink: "memory",

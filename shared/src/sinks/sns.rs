@@ -49,6 +49,10 @@ impl SnsSink {
             for (name, value) in render::attributes(f) {
                 req = req.message_attributes(name, string_attribute(value));
             }
+            if let Some(route) = alert.route {
+                // Subscribers filter on it: {"route": ["payments"]}.
+                req = req.message_attributes("route", string_attribute(route.name.clone()));
+            }
             if alert.suppressed_repeats > 0 {
                 // Machine subscribers see the count too (the text shows it).
                 req = req.message_attributes(
