@@ -1,7 +1,8 @@
 //! Vigil's shared crate: everything the Lambda functions and the `vigil` CLI do.
 //!
 //! Data flows one way: [`sources`] parse events, [`detect`] runs rules over
-//! CloudTrail, [`enrich`] adds context, the [`pipeline`] gates and routes, and
+//! CloudTrail, [`enrich`] adds context (with [`accounts`] from AWS
+//! Organizations), the [`pipeline`] gates, dedups and [`route`]s, and
 //! [`sinks`] deliver alerts rendered by [`render`]. Functions under
 //! `functions/` only read [`config`], build clients once, and call the pipeline.
 
