@@ -65,8 +65,11 @@ impl Enricher {
     }
 
     pub fn enrich(&self, f: &mut Finding) {
-        if f.account_name.is_none() {
-            f.account_name = self.accounts.get(&f.account_id).map(str::to_string);
+        // The operator's name wins over one the source carries (Security
+        // Hub's `AwsAccountName`), which wins over AWS Organizations (looked
+        // up later, in the pipeline, only where no name is known yet).
+        if let Some(name) = self.accounts.get(&f.account_id) {
+            f.account_name = Some(name.to_string());
         }
         if let Some(ip) = f.network.remote_ip.as_deref() {
             f.network.remote_ip_class = classify_ip(ip);
@@ -160,6 +163,19 @@ mod tests {
         assert_eq!(a.len(), 2);
         let j = AccountNames::parse(r#"{"1":"one"}"#);
         assert_eq!(j.get("1"), Some("one"));
+    }
+
+    #[test]
+    fn a_configured_name_wins_over_the_sources() {
+        let mut f = Finding::new(Source::SecurityHub, "f", "t");
+        f.account_id = "111122223333".into();
+        f.account_name = Some("from-security-hub".into());
+        Enricher::new(AccountNames::parse("111122223333=prod")).enrich(&mut f);
+        assert_eq!(f.account_name.as_deref(), Some("prod"));
+        f.account_id = "444455556666".into();
+        f.account_name = Some("from-security-hub".into());
+        Enricher::new(AccountNames::parse("111122223333=prod")).enrich(&mut f);
+        assert_eq!(f.account_name.as_deref(), Some("from-security-hub"));
     }
 
     #[test]

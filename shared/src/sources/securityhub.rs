@@ -532,6 +532,8 @@ pub fn parse_asff(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
                 .filter(|a| !a.is_empty())
         })
         .unwrap_or_default();
+    // Security Hub fills this in from Organizations where it can.
+    f.account_name = json::string(v, &["AwsAccountName"]);
     f.region = json::string(v, &["Region"])
         .or_else(|| first_resource_region(v))
         .or_else(|| region_of(product_arn))
@@ -1666,6 +1668,18 @@ mod tests {
             .unwrap()
             .starts_with("https://console.amazonaws.cn/"));
         assert_eq!(console_link("aws", "", "x"), None);
+    }
+
+    #[test]
+    fn the_account_name_security_hub_knows_is_kept() {
+        let f = parse_asff(
+            &json!({"Id": "a", "AwsAccountId": "111122223333", "AwsAccountName": "payments-prod"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(f.account_name.as_deref(), Some("payments-prod"));
+        let f = parse_asff(&json!({"Id": "a", "AwsAccountId": "111122223333"}), None).unwrap();
+        assert_eq!(f.account_name, None);
     }
 
     #[test]
