@@ -517,8 +517,14 @@ default:
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/routes.yaml");
         let t = RoutingTable::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap();
         let names: Vec<&str> = t.rules().iter().map(|r| r.route.name.as_str()).collect();
-        assert_eq!(names, ["payments", "data-team", "prod-critical", "vulnerabilities"]);
-        assert_eq!(t.default_route().slack_channel.as_deref(), Some("#security-alerts"));
+        assert_eq!(
+            names,
+            ["payments", "data-team", "prod-critical", "vulnerabilities"]
+        );
+        assert_eq!(
+            t.default_route().slack_channel.as_deref(),
+            Some("#security-alerts")
+        );
     }
 
     #[tokio::test]

@@ -5,12 +5,15 @@
 //! | key | attributes |
 //! |---|---|
 //! | `idem#<event id>` | `status` (INPROGRESS/COMPLETE), `in_progress_expiration` (epoch ms), `data` (the result, JSON) |
-//! | `fp#<fingerprint>` | `state` (JSON, [`super::FingerprintState`]), `version`; `thread_ts` belongs to the notifier |
+//! | `fp#<fingerprint>` | `state` (JSON, [`super::FingerprintState`]), `version`; `thread_ts` and `thread_channel` belong to the notifier |
 //! | `storm#<window start>` | `position`, `critical`, `summarized`, `summaries`, counters `s:`/`t:`/`a:`/`o:`/`r:<name>`, `r_other` |
 //!
 //! Fingerprint records are written with UpdateItem (`SET` of this module's
 //! attributes only) and a version condition, so a `thread_ts` the notifier
-//! adds is kept. Storm records only ever see atomic `ADD`s.
+//! adds is kept; the notifier's own UpdateItem sets only the thread's
+//! attributes (and `expiration` if the record has none), so it never
+//! disturbs the state or its version. Storm records only ever see atomic
+//! `ADD`s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,7 +25,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::idempotency::BeginOutcome;
 use super::storm::{ResourceSlot, StormCounters, StormEntry};
-use super::{StateStore, StoreError, StoreFuture, Versioned};
+use super::{SlackThread, StateStore, StoreError, StoreFuture, Versioned};
 
 const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 const STATUS_COMPLETE: &str = "COMPLETE";
@@ -132,6 +135,56 @@ impl DynamoStore {
             version: u64::try_from(version).unwrap_or(0),
             thread_ts: string(&item, "thread_ts"),
         }))
+    }
+
+    async fn load_thread_impl(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<SlackThread>, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        if num(&item, "expiration").is_some_and(|e| e < now) {
+            return Ok(None);
+        }
+        Ok(string(&item, "thread_ts").map(|ts| SlackThread {
+            ts,
+            channel: string(&item, "thread_channel"),
+        }))
+    }
+
+    async fn save_thread_impl(
+        &self,
+        key: &str,
+        thread: &SlackThread,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(key))
+            .expression_attribute_names("#ts", "thread_ts")
+            .expression_attribute_names("#channel", "thread_channel")
+            .expression_attribute_names("#exp", "expiration")
+            .expression_attribute_values(":ts", s(&thread.ts))
+            .expression_attribute_values(":exp", n(expires_at));
+        // A thread without a channel must not pair with a stale channel.
+        let req = match &thread.channel {
+            Some(c) => req
+                .update_expression(
+                    "SET #ts = :ts, #channel = :channel, #exp = if_not_exists(#exp, :exp)",
+                )
+                .expression_attribute_values(":channel", s(c)),
+            None => req.update_expression(
+                "SET #ts = :ts, #exp = if_not_exists(#exp, :exp) REMOVE #channel",
+            ),
+        };
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
     }
 
     async fn save_impl(
@@ -490,5 +543,18 @@ impl StateStore for DynamoStore {
 
     fn forget<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(self.forget_impl(key))
+    }
+
+    fn load_thread<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SlackThread>> {
+        Box::pin(self.load_thread_impl(key, now))
+    }
+
+    fn save_thread<'a>(
+        &'a self,
+        key: &'a str,
+        thread: &'a SlackThread,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.save_thread_impl(key, thread, expires_at))
     }
 }

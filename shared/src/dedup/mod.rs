@@ -224,6 +224,23 @@ pub struct Versioned {
     pub thread_ts: Option<String>,
 }
 
+/// The key of a fingerprint's record (`fp#<fingerprint>`): its dedup state,
+/// and the notifier's Slack thread beside it.
+pub fn fingerprint_key(fingerprint: &str) -> String {
+    format!("fp#{fingerprint}")
+}
+
+/// The Slack message a fingerprint's later alerts reply to. The notifier owns
+/// it; the dedup stage never writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackThread {
+    /// The top-level message's `ts`: replies pass it as `thread_ts`.
+    pub ts: String,
+    /// The channel id Slack answered with; replies must go to that channel.
+    /// None for a thread stored without one.
+    pub channel: Option<String>,
+}
+
 /// Where dedup state lives. Keys are prefixed by kind (`fp#`, `storm#`,
 /// `idem#`), so one table can hold everything.
 ///
@@ -303,6 +320,21 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Idempotency: deletes the record so a retry can run.
     fn forget<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The Slack thread stored on a fingerprint record, if the record is live
+    /// and has one (with or without dedup state).
+    fn load_thread<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SlackThread>>;
+
+    /// Stores `thread` on a fingerprint record, creating the record if needed.
+    /// Writes only the thread's attributes, never the dedup state or its
+    /// version (so it cannot conflict with the dedup stage); a new record gets
+    /// `expires_at`, an existing one keeps its expiry.
+    fn save_thread<'a>(
+        &'a self,
+        key: &'a str,
+        thread: &'a SlackThread,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()>;
 }
 
 /// What the stage says about one finding.

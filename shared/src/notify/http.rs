@@ -5,7 +5,8 @@
 //! so every destination behaves the same:
 //! - every request has a deadline (connect, send and reading the answer);
 //! - HTTP 429 is waited out as `Retry-After` says, within a bounded total wait,
-//!   then it is an error;
+//!   then it is an error (an API that says "rate limited" in a 200 body, like
+//!   Slack's Web API, passes its own test to [`HttpClient::post_json_with`]);
 //! - anything else is returned to the caller, which decides what a status means.
 //!
 //! URLs are credentials here (a Slack webhook URL *is* the token), so no error
@@ -14,7 +15,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -37,11 +38,14 @@ pub enum HttpError {
     Timeout(Duration),
     #[error("network error: {0}")]
     Network(String),
-    /// HTTP 429 for longer than the wait budget allows.
-    #[error("rate limited (HTTP 429) after {attempts} attempts; Retry-After {retry_after:?}")]
+    /// Rate limited (HTTP 429, or the API's own word for it) for longer than
+    /// the wait budget allows.
+    #[error("rate limited ({reason}) after {attempts} attempts; Retry-After {retry_after:?}")]
     RateLimited {
         attempts: u32,
         retry_after: Option<Duration>,
+        /// What said so: "HTTP 429", or the API's error code.
+        reason: &'static str,
     },
 }
 
@@ -95,8 +99,10 @@ impl Default for HttpPolicy {
     }
 }
 
-/// Largest answer body kept; the rest is discarded unread.
-const MAX_BODY: usize = 16 * 1024;
+/// Largest answer body read; a longer one reads as empty. Slack's
+/// `chat.postMessage` echoes the whole message (up to 40,000 characters of
+/// blocks, escaped) beside the `ts` the notifier needs, so this is generous.
+const MAX_BODY: usize = 256 * 1024;
 
 /// The client, built once per cold start and shared by the destinations.
 #[derive(Clone)]
@@ -163,13 +169,28 @@ impl HttpClient {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<HttpResponse, HttpError> {
+        self.post_json_once_with(url, body, &[]).await
+    }
+
+    /// One POST of `body` as JSON with extra `headers` (a bearer token: mark
+    /// its value sensitive), with the deadline.
+    pub async fn post_json_once_with(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<HttpResponse, HttpError> {
         let uri = HttpClient::check_url(url)?;
         let payload = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        let req = Request::builder()
+        let mut builder = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .header(USER_AGENT, concat!("vigil/", env!("CARGO_PKG_VERSION")))
+            .header(USER_AGENT, concat!("vigil/", env!("CARGO_PKG_VERSION")));
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let req = builder
             .body(Full::new(payload))
             .map_err(|_| HttpError::InvalidUrl("request does not build"))?;
         let exchange = async {
@@ -209,14 +230,29 @@ impl HttpClient {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<HttpResponse, HttpError> {
+        self.post_json_with(url, body, &[], http_429).await
+    }
+
+    /// [`HttpClient::post_json`] with extra `headers`, and `rate_limited`
+    /// deciding which answers mean "slow down" (returning what said so):
+    /// Slack's Web API may answer HTTP 200 `{"ok": false, "error":
+    /// "ratelimited"}`, which must be waited out like a 429, within the same
+    /// budget.
+    pub async fn post_json_with(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        headers: &[(HeaderName, HeaderValue)],
+        rate_limited: fn(&HttpResponse) -> Option<&'static str>,
+    ) -> Result<HttpResponse, HttpError> {
         let mut waited = Duration::ZERO;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let resp = self.post_json_once(url, body).await?;
-            if resp.status != StatusCode::TOO_MANY_REQUESTS {
+            let resp = self.post_json_once_with(url, body, headers).await?;
+            let Some(reason) = rate_limited(&resp) else {
                 return Ok(resp);
-            }
+            };
             let wait = resp.retry_after.unwrap_or(self.policy.default_retry_after);
             if attempts >= self.policy.max_attempts
                 || waited + wait > self.policy.max_rate_limit_wait
@@ -224,17 +260,24 @@ impl HttpClient {
                 return Err(HttpError::RateLimited {
                     attempts,
                     retry_after: resp.retry_after,
+                    reason,
                 });
             }
             tracing::warn!(
                 wait_ms = wait.as_millis() as u64,
                 attempts,
-                "rate limited (HTTP 429): waiting as Retry-After says"
+                reason,
+                "rate limited: waiting as Retry-After says"
             );
             tokio::time::sleep(wait).await;
             waited += wait;
         }
     }
+}
+
+/// The plain HTTP reading of "rate limited": status 429.
+pub fn http_429(resp: &HttpResponse) -> Option<&'static str> {
+    (resp.status == StatusCode::TOO_MANY_REQUESTS).then_some("HTTP 429")
 }
 
 /// `Retry-After` in delay-seconds form. The HTTP-date form is not used by

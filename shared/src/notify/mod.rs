@@ -6,8 +6,12 @@
 //! then hands it to every [`Destination`]:
 //! - [`PagerDuty`] first: Events v2 is idempotent on the dedup key, so a retry
 //!   after a later failure cannot page twice;
-//! - then [`SlackWebhook`]: a Block Kit card for a new finding, one compact
-//!   line for a repeat or a resolution.
+//! - then Slack, one of two ways: [`SlackBot`] (a bot token,
+//!   `chat.postMessage`, the card for a new finding and its repeats and
+//!   resolution as replies in that card's thread) or [`SlackWebhook`] (an
+//!   incoming webhook: a Block Kit card for a new finding, one compact line
+//!   for a repeat or a resolution). Either posts to the alert's routed
+//!   channel when it has one.
 //!
 //! Every destination is tried even when an earlier one failed (one channel
 //! down must not silence the others); then any failure fails the invocation,
@@ -19,12 +23,14 @@ pub mod http;
 pub mod pagerduty;
 pub mod secrets;
 pub mod slack;
+pub mod slack_bot;
 pub mod trace;
 pub mod view;
 
 use std::env;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
@@ -40,6 +46,7 @@ pub use http::{HttpClient, HttpError, HttpPolicy};
 pub use pagerduty::PagerDuty;
 pub use secrets::{Secret, SecretError, SecretString};
 pub use slack::SlackWebhook;
+pub use slack_bot::{SlackBot, SlackChannel};
 pub use trace::{aws_trace_header, trace_parent};
 pub use view::{AlertStatus, AlertView, ViewError};
 
@@ -121,6 +128,19 @@ pub struct NotifierConfig {
     /// Lowest severity posted to Slack (`VIGIL_SLACK_MIN_SEVERITY`, default
     /// INFORMATIONAL: whatever the topic subscription lets through).
     pub slack_min_severity: Severity,
+    /// Secret holding a Slack bot token (`VIGIL_SLACK_BOT_TOKEN_SECRET_ARN`):
+    /// bare `xoxb-...` or `{"bot_token": "...", "channel": "#security"}`.
+    /// Wins over the webhook when both are set (threads need the token).
+    pub slack_bot_token_secret_arn: Option<String>,
+    /// Bot mode's channel for alerts without a routed one
+    /// (`VIGIL_SLACK_CHANNEL`; else the secret's `channel`).
+    pub slack_channel: Option<SlackChannel>,
+    /// Slack Web API base (`VIGIL_SLACK_API_URL`, default
+    /// `https://slack.com/api`; https, or http to loopback for tests).
+    pub slack_api_url: String,
+    /// Table holding each fingerprint's Slack thread (`VIGIL_STATE_TABLE`, the
+    /// dedup state table). None: bot mode posts every alert at the top level.
+    pub state_table: Option<String>,
     /// Secret holding the PagerDuty integration's routing key
     /// (`VIGIL_PAGERDUTY_SECRET_ARN`). None: no PagerDuty.
     pub pagerduty_secret_arn: Option<String>,
@@ -135,6 +155,10 @@ impl Default for NotifierConfig {
         NotifierConfig {
             slack_webhook_secret_arn: None,
             slack_min_severity: Severity::Informational,
+            slack_bot_token_secret_arn: None,
+            slack_channel: None,
+            slack_api_url: slack_bot::DEFAULT_API_URL.to_string(),
+            state_table: None,
             pagerduty_secret_arn: None,
             pagerduty_min_severity: Severity::High,
             pagerduty_url: pagerduty::DEFAULT_URL.to_string(),
@@ -170,6 +194,17 @@ impl NotifierConfig {
         let c = NotifierConfig {
             slack_webhook_secret_arn: get("VIGIL_SLACK_WEBHOOK_SECRET_ARN"),
             slack_min_severity: severity("VIGIL_SLACK_MIN_SEVERITY", Severity::Informational)?,
+            slack_bot_token_secret_arn: get("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN"),
+            slack_channel: get("VIGIL_SLACK_CHANNEL")
+                .map(|c| SlackChannel::parse(&c))
+                .transpose()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "VIGIL_SLACK_CHANNEL",
+                    message: e.to_string(),
+                })?,
+            slack_api_url: get("VIGIL_SLACK_API_URL")
+                .unwrap_or_else(|| slack_bot::DEFAULT_API_URL.to_string()),
+            state_table: get("VIGIL_STATE_TABLE"),
             pagerduty_secret_arn: get("VIGIL_PAGERDUTY_SECRET_ARN"),
             pagerduty_min_severity: severity("VIGIL_PAGERDUTY_MIN_SEVERITY", Severity::High)?,
             pagerduty_url: get("VIGIL_PAGERDUTY_URL")
@@ -179,19 +214,48 @@ impl NotifierConfig {
             name: "VIGIL_PAGERDUTY_URL",
             message: e.to_string(),
         })?;
-        if c.slack_webhook_secret_arn.is_none() && c.pagerduty_secret_arn.is_none() {
+        HttpClient::check_url(&c.slack_api_url).map_err(|e| ConfigError::Invalid {
+            name: "VIGIL_SLACK_API_URL",
+            message: e.to_string(),
+        })?;
+        if c.slack_mode().is_none() && c.pagerduty_secret_arn.is_none() {
             return Err(ConfigError::Invalid {
                 name: "VIGIL_SLACK_WEBHOOK_SECRET_ARN",
-                message: "the notifier has nowhere to send: set it or VIGIL_PAGERDUTY_SECRET_ARN"
+                message: "the notifier has nowhere to send: set it, VIGIL_SLACK_BOT_TOKEN_SECRET_ARN or VIGIL_PAGERDUTY_SECRET_ARN"
                     .into(),
             });
         }
         Ok(c)
     }
+
+    /// How the notifier posts to Slack: with the bot token when one is set
+    /// (even if a webhook is set too: [`Notifier::from_config`] logs that the
+    /// webhook is ignored), else with the webhook. None: no Slack.
+    pub fn slack_mode(&self) -> Option<SlackMode> {
+        match (
+            &self.slack_bot_token_secret_arn,
+            &self.slack_webhook_secret_arn,
+        ) {
+            (Some(_), _) => Some(SlackMode::Bot),
+            (None, Some(_)) => Some(SlackMode::Webhook),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The two ways to post to Slack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackMode {
+    /// `chat.postMessage` with a bot token: threads, any channel.
+    Bot,
+    /// An incoming webhook per channel: no threads.
+    Webhook,
 }
 
 /// Names a Slack secret may hold the webhook URL under when it is JSON.
 pub const SLACK_SECRET_KEYS: &[&str] = &["webhook_url", "url", "webhook"];
+/// Names a Slack bot-token secret may hold the token under when it is JSON.
+pub const SLACK_BOT_SECRET_KEYS: &[&str] = slack_bot::BOT_TOKEN_SECRET_KEYS;
 /// Names a PagerDuty secret may hold the routing key under when it is JSON.
 pub const PAGERDUTY_SECRET_KEYS: &[&str] = &["routing_key", "integration_key", "key"];
 
@@ -223,14 +287,8 @@ impl Notifier {
                 http.clone(),
             )));
         }
-        if let Some(arn) = &config.slack_webhook_secret_arn {
-            destinations.push(Box::new(
-                SlackWebhook::new(
-                    Secret::secrets_manager(secrets, arn, SLACK_SECRET_KEYS),
-                    http,
-                )
-                .min_severity(config.slack_min_severity),
-            ));
+        if let Some(d) = slack_destination(config, sdk, secrets, http) {
+            destinations.push(d);
         }
         Ok(Notifier::new(destinations))
     }
@@ -341,6 +399,62 @@ impl Notifier {
             status: alert.status,
             outcomes,
         })
+    }
+}
+
+/// The Slack destination the configuration asks for, saying in the log what
+/// it chose and what it does without (threads, a default channel).
+fn slack_destination(
+    config: &NotifierConfig,
+    sdk: &SdkConfig,
+    secrets: aws_sdk_secretsmanager::Client,
+    http: HttpClient,
+) -> Option<Box<dyn Destination>> {
+    match config.slack_mode()? {
+        SlackMode::Bot => {
+            let arn = config.slack_bot_token_secret_arn.as_deref()?;
+            if config.slack_webhook_secret_arn.is_some() {
+                tracing::warn!(
+                    "both VIGIL_SLACK_BOT_TOKEN_SECRET_ARN and VIGIL_SLACK_WEBHOOK_SECRET_ARN are set: posting with the bot token, the webhook is not used"
+                );
+            }
+            let threads = config.state_table.as_ref().map(|table| {
+                Arc::new(crate::dedup::DynamoStore::new(
+                    crate::dedup::dynamodb::client(sdk),
+                    table.clone(),
+                )) as Arc<dyn crate::dedup::StateStore>
+            });
+            if threads.is_none() {
+                tracing::warn!(
+                    "VIGIL_STATE_TABLE not set: Slack threads are not kept, every alert posts at the top level"
+                );
+            }
+            if config.slack_channel.is_none() {
+                tracing::info!(
+                    "VIGIL_SLACK_CHANNEL not set: alerts without a routed channel go to the bot-token secret's \"channel\""
+                );
+            }
+            Some(Box::new(
+                SlackBot::new(
+                    Secret::secrets_manager(secrets, arn, SLACK_BOT_SECRET_KEYS),
+                    &config.slack_api_url,
+                    http,
+                )
+                .default_channel(config.slack_channel.clone())
+                .threads(threads)
+                .min_severity(config.slack_min_severity),
+            ))
+        }
+        SlackMode::Webhook => {
+            let arn = config.slack_webhook_secret_arn.as_deref()?;
+            Some(Box::new(
+                SlackWebhook::new(
+                    Secret::secrets_manager(secrets, arn, SLACK_SECRET_KEYS),
+                    http,
+                )
+                .min_severity(config.slack_min_severity),
+            ))
+        }
     }
 }
 
@@ -463,6 +577,58 @@ mod tests {
             )
         ])
         .is_err());
+    }
+
+    #[test]
+    fn slack_bot_settings() {
+        let c = cfg(&[
+            ("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN", "arn:bot"),
+            ("VIGIL_SLACK_CHANNEL", " #security "),
+            ("VIGIL_STATE_TABLE", "vigil-state"),
+        ])
+        .unwrap();
+        assert_eq!(c.slack_mode(), Some(SlackMode::Bot));
+        assert_eq!(
+            c.slack_channel.as_ref().map(SlackChannel::as_str),
+            Some("#security")
+        );
+        assert_eq!(c.slack_api_url, "https://slack.com/api");
+        assert_eq!(c.state_table.as_deref(), Some("vigil-state"));
+        // The bot token alone is somewhere to send.
+        assert!(cfg(&[("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN", "arn:bot")]).is_ok());
+        // Bot mode wins over the webhook.
+        let both = cfg(&[
+            ("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN", "arn:bot"),
+            ("VIGIL_SLACK_WEBHOOK_SECRET_ARN", "arn:hook"),
+        ])
+        .unwrap();
+        assert_eq!(both.slack_mode(), Some(SlackMode::Bot));
+        let hook = cfg(&[("VIGIL_SLACK_WEBHOOK_SECRET_ARN", "arn:hook")]).unwrap();
+        assert_eq!(hook.slack_mode(), Some(SlackMode::Webhook));
+        assert_eq!(
+            cfg(&[("VIGIL_PAGERDUTY_SECRET_ARN", "arn:pd")])
+                .unwrap()
+                .slack_mode(),
+            None
+        );
+        // The API URL is checked like every other URL.
+        let api = |url: &str| {
+            cfg(&[
+                ("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN", "arn:bot"),
+                ("VIGIL_SLACK_API_URL", url),
+            ])
+        };
+        assert!(api("http://127.0.0.1:8080/api").is_ok());
+        assert!(api("https://slack.example.com/api").is_ok());
+        let e = api("http://slack.com/api").unwrap_err().to_string();
+        assert!(e.contains("VIGIL_SLACK_API_URL"), "{e}");
+        let e = cfg(&[
+            ("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN", "arn:bot"),
+            ("VIGIL_SLACK_CHANNEL", "#two words"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("VIGIL_SLACK_CHANNEL"), "{e}");
     }
 
     /// Records what it was given; fails when told to.

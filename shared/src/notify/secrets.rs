@@ -144,6 +144,14 @@ impl Secret {
         Ok(extract_named(raw.expose(), group, name).map(SecretString::new))
     }
 
+    /// A top-level string beside the value in a JSON secret (`channel` in
+    /// `{"bot_token": "xoxb-...", "channel": "#security"}`). `Ok(None)` for a
+    /// bare secret or a missing or empty entry.
+    pub async fn get_field(&self, key: &str) -> Result<Option<SecretString>, SecretError> {
+        let raw = self.raw().await?;
+        Ok(extract_field(raw.expose(), key).map(SecretString::new))
+    }
+
     fn origin_name(&self) -> &str {
         match &self.origin {
             Origin::SecretsManager { arn, .. } => arn,
@@ -202,6 +210,13 @@ pub fn extract(raw: &str, keys: &[&str]) -> Option<String> {
 pub fn extract_named(raw: &str, group: &str, name: &str) -> Option<String> {
     let v: Value = serde_json::from_str(raw.trim()).ok()?;
     let value = v.get(group)?.get(name)?.as_str()?.trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// `raw[key]` when `raw` is a JSON object and that entry a non-empty string.
+pub fn extract_field(raw: &str, key: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(raw.trim()).ok()?;
+    let value = v.get(key)?.as_str()?.trim();
     (!value.is_empty()).then(|| value.to_string())
 }
 
@@ -271,12 +286,29 @@ mod tests {
         assert_eq!(s.get().await.unwrap().expose(), "DEFAULT");
         let named = |n: &'static str| {
             let s = &s;
-            async move { s.get_named("services", n).await.unwrap().map(|v| v.expose().to_string()) }
+            async move {
+                s.get_named("services", n)
+                    .await
+                    .unwrap()
+                    .map(|v| v.expose().to_string())
+            }
         };
         assert_eq!(named("payments").await.as_deref(), Some("PAYKEY"));
         assert_eq!(named("empty").await, None);
         assert_eq!(named("unknown").await, None);
         assert_eq!(extract_named("bare-value", "services", "payments"), None);
+    }
+
+    #[tokio::test]
+    async fn fields_sit_beside_the_value() {
+        let s = Secret::value(r##"{"bot_token": "xoxb-1", "channel": " #security "}"##)
+            .with_keys(&["bot_token"]);
+        assert_eq!(s.get().await.unwrap().expose(), "xoxb-1");
+        let field = s.get_field("channel").await.unwrap();
+        assert_eq!(field.as_ref().map(SecretString::expose), Some("#security"));
+        assert_eq!(s.get_field("nope").await.unwrap(), None);
+        assert_eq!(extract_field("xoxb-bare", "channel"), None);
+        assert_eq!(extract_field(r#"{"channel": 7}"#, "channel"), None);
     }
 
     #[tokio::test]

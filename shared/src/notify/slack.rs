@@ -1,4 +1,12 @@
-//! Slack: the alert as a Block Kit message, posted to an incoming webhook.
+//! Slack: the alert as a Block Kit message, posted to an incoming webhook
+//! ([`SlackWebhook`]) or with a bot token ([`super::slack_bot::SlackBot`],
+//! which reuses the messages built here).
+//!
+//! An incoming webhook is tied to one channel, so channel routing in webhook
+//! mode is a map in the webhook secret: `{"webhook_url": "<default>",
+//! "channels": {"#payments-sec": "<that channel's webhook>"}}`. The alert's
+//! routed channel (`route.slack_channel`) picks the entry; a channel without
+//! one gets the default webhook and a warning, never a dropped alert.
 //!
 //! Safety rules, because every string in an alert may be attacker-chosen (user
 //! agents, bucket names, tags, descriptions):
@@ -18,7 +26,7 @@
 use serde_json::{json, Value};
 
 use super::http::{HttpClient, HttpError};
-use super::secrets::Secret;
+use super::secrets::{Secret, SecretError, SecretString};
 use super::view::{AlertStatus, AlertView};
 use super::{DeliverFuture, Destination, Outcome};
 use crate::model::Severity;
@@ -358,6 +366,29 @@ pub fn message(a: &AlertView) -> Value {
     }
 }
 
+/// The channel the routing table chose for `a` (`route.slack_channel`), if any.
+pub fn routed_channel(a: &AlertView) -> Option<&str> {
+    a.route
+        .as_ref()?
+        .slack_channel
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+}
+
+/// The names a channel may be listed under: as given, then with or without
+/// its leading `#` (the routing table and the secret may disagree on it).
+fn channel_names(channel: &str) -> [String; 2] {
+    let other = match channel.strip_prefix('#') {
+        Some(bare) => bare.to_string(),
+        None => format!("#{channel}"),
+    };
+    [channel.to_string(), other]
+}
+
+/// The named group of the webhook secret that maps channels to webhooks.
+pub const CHANNELS_GROUP: &str = "channels";
+
 /// An incoming webhook. The URL is the credential, so it lives in a
 /// [`Secret`] and never appears in logs or errors.
 #[derive(Debug)]
@@ -382,9 +413,33 @@ impl SlackWebhook {
         self
     }
 
-    /// Posts one message; see the module docs for what each answer means.
+    /// The webhook for `alert`: its routed channel's from the secret's
+    /// `channels`, else the default one (with a warning when a routed channel
+    /// has none: the alert still goes out).
+    pub async fn url_for(&self, alert: &AlertView) -> Result<SecretString, SecretError> {
+        if let Some(channel) = routed_channel(alert) {
+            for name in channel_names(channel) {
+                if let Some(url) = self.url.get_named(CHANNELS_GROUP, &name).await? {
+                    return Ok(url);
+                }
+            }
+            tracing::warn!(
+                slack.channel = %crate::text::one_line(channel, 100),
+                vigil.finding_id = %alert.finding_id,
+                "no webhook for the routed Slack channel in the secret's \"channels\": posting to the default webhook"
+            );
+        }
+        self.url.get().await
+    }
+
+    /// Posts one message to the default webhook.
     pub async fn post(&self, message: &Value) -> Result<(), SinkError> {
         let url = self.url.get().await.map_err(|e| secret_error("slack", e))?;
+        self.post_to(&url, message).await
+    }
+
+    /// Posts one message to `url`; see the module docs for what each answer means.
+    async fn post_to(&self, url: &SecretString, message: &Value) -> Result<(), SinkError> {
         let resp = match self.http.post_json(url.expose(), message).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -429,7 +484,13 @@ impl Destination for SlackWebhook {
             if alert.severity < self.min_severity {
                 return Ok(Outcome::Skipped("below the Slack minimum severity"));
             }
-            self.post(&message(alert)).await.map(|()| Outcome::Sent)
+            let url = self
+                .url_for(alert)
+                .await
+                .map_err(|e| secret_error("slack", e))?;
+            self.post_to(&url, &message(alert))
+                .await
+                .map(|()| Outcome::Sent)
         })
     }
 }
@@ -510,6 +571,41 @@ mod tests {
         assert!(total <= MESSAGE_MAX, "{total}");
         assert!(msg.to_string().chars().count() <= MESSAGE_MAX);
         assert!(msg.get("link_names").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_routed_channel_picks_its_webhook_or_falls_back_to_the_default() {
+        let secret = Secret::value(
+            r##"{"webhook_url": "https://hooks.slack.com/default",
+                "channels": {"#payments-sec": "https://hooks.slack.com/payments", "ops": "https://hooks.slack.com/ops"}}"##,
+        )
+        .with_keys(crate::notify::SLACK_SECRET_KEYS);
+        let hook = SlackWebhook::new(secret, HttpClient::new(Default::default()).unwrap());
+        let url_for = |channel: Option<&str>| {
+            let mut v = sample_view();
+            v.route = Some(crate::route::Route {
+                name: "r".into(),
+                slack_channel: channel.map(str::to_string),
+                ..Default::default()
+            });
+            let hook = &hook;
+            async move { hook.url_for(&v).await.unwrap().expose().to_string() }
+        };
+        assert_eq!(
+            url_for(Some("#payments-sec")).await,
+            "https://hooks.slack.com/payments"
+        );
+        assert_eq!(
+            url_for(Some("payments-sec")).await,
+            "https://hooks.slack.com/payments"
+        );
+        assert_eq!(url_for(Some("#ops")).await, "https://hooks.slack.com/ops");
+        assert_eq!(
+            url_for(Some("#unknown")).await,
+            "https://hooks.slack.com/default"
+        );
+        assert_eq!(url_for(Some("  ")).await, "https://hooks.slack.com/default");
+        assert_eq!(url_for(None).await, "https://hooks.slack.com/default");
     }
 
     #[test]
