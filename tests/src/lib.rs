@@ -5,6 +5,8 @@
 //! `VIGIL_REQUIRE_MOTO=1`. Run alone (`cargo test`), tests that need moto say
 //! so and return; under the script a missing endpoint is a failure.
 
+pub mod stand_in;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -303,4 +305,54 @@ impl Drop for LambdaFunction {
         let _ = self.function.wait();
         let _ = self.emulator.wait();
     }
+}
+
+/// A DynamoDB table shaped as Vigil's state table (`template.yaml`
+/// `StateTable`: string key `id`, on demand), under a unique name.
+pub async fn state_table(sdk: &SdkConfig, prefix: &str) -> anyhow::Result<String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let name = unique(prefix);
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&name)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?;
+    Ok(name)
+}
+
+/// The SNS event Lambda hands a subscribed function (the notifier), as JSON,
+/// for a message an SQS subscriber received: the same envelope, with the
+/// fields SQS leaves out filled in.
+pub fn lambda_sns_event(envelope: &Value) -> Value {
+    let mut envelope = envelope.clone();
+    if let Some(fields) = envelope.as_object_mut() {
+        for k in [
+            "Signature",
+            "SignatureVersion",
+            "SigningCertURL",
+            "UnsubscribeURL",
+        ] {
+            fields.entry(k).or_insert(Value::from(""));
+        }
+    }
+    serde_json::json!({"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:vigil:sub",
+        "Sns": envelope,
+    }]})
 }

@@ -12,10 +12,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use vigil::dedup::{Clock, Dedup, DedupSettings, DynamoStore, MemoryStore};
 use vigil::sinks::SnsSink;
@@ -39,29 +36,7 @@ fn gd_event(event_id: &str, finding_id: &str, resource: &str, severity: f64, cou
 }
 
 async fn create_table(sdk: &SdkConfig) -> String {
-    let name = unique("vigil-state");
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
+    vigil_e2e::state_table(sdk, "vigil-state").await.unwrap()
 }
 
 /// A loopback URL nothing listens on.

@@ -5,13 +5,10 @@
 //! Secrets Manager through the real SDK, and the alert travels through the
 //! real SNS sink, moto's SNS and an SQS subscriber before the notifier reads it.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use vigil::model::{
     Actor, ActorType, Finding, FindingStatus, Network, Resource, RuleRef, Severity, Source, Tactic,
@@ -22,19 +19,12 @@ use vigil::notify::{
     Secret, SlackWebhook,
 };
 use vigil::render::{self, Alert};
+use vigil_e2e::stand_in::{Answer, Received, StandIn};
 use vigil_e2e::{moto_endpoint, sdk, unique};
 
 // ------------------------------------------------------------------ receiver
 
-/// One request as the receiver saw it.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-/// A scripted answer: status, extra headers, body.
+/// A scripted answer: status, extra headers, body (text, as a webhook answers).
 #[derive(Debug, Clone)]
 struct Reply(u16, Vec<(&'static str, String)>, &'static str);
 
@@ -42,103 +32,36 @@ fn ok() -> Reply {
     Reply(200, vec![], "ok")
 }
 
-/// A local HTTP/1.1 server: answers requests from the script in order (200
-/// "ok" once the script runs out) and records every request.
+/// A stand-in for a Slack webhook or PagerDuty: answers from the script in
+/// order (200 "ok" once it runs out) and records every request.
 struct Receiver {
     url: String,
-    received: Arc<Mutex<Vec<Received>>>,
+    inner: StandIn,
 }
 
 impl Receiver {
     async fn start(script: Vec<Reply>) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/hook/T000/B000/secret-token",
-            listener.local_addr().unwrap()
-        );
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let log = received.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (log, script) = (log.clone(), script.clone());
-                tokio::spawn(async move {
-                    let _ = serve(stream, log, script).await;
-                });
-            }
-        });
-        Receiver { url, received }
+        let script = script
+            .into_iter()
+            .map(|Reply(status, headers, body)| Answer {
+                headers,
+                ..Answer::text(status, body)
+            })
+            .collect();
+        let inner = StandIn::scripted(script, |_| Answer::text(200, "ok")).await;
+        Receiver {
+            url: format!("{}/hook/T000/B000/secret-token", inner.base),
+            inner,
+        }
     }
 
     fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.inner.received()
     }
 
     fn bodies(&self) -> Vec<Value> {
-        self.received().into_iter().map(|r| r.body).collect()
+        self.inner.bodies()
     }
-}
-
-async fn serve(
-    mut stream: TcpStream,
-    log: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
-    let path = request_line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[head_end..(head_end + len).min(buf.len())])
-        .unwrap_or(Value::Null);
-    log.lock().unwrap().push(Received {
-        path,
-        headers,
-        body,
-    });
-    let Reply(status, extra, text) = script.lock().unwrap().pop_front().unwrap_or_else(ok);
-    let mut resp = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n",
-        text.len()
-    );
-    for (k, v) in extra {
-        resp.push_str(&format!("{k}: {v}\r\n"));
-    }
-    resp.push_str("\r\n");
-    resp.push_str(text);
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 // ------------------------------------------------------------------ alerts
@@ -662,7 +585,7 @@ async fn http_400_fails_the_invocation_as_permanent() {
 #[tokio::test]
 async fn an_unreachable_endpoint_fails_the_invocation() {
     // Bind then drop: nothing listens on the port any more.
-    let addr = TcpListener::bind("127.0.0.1:0")
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
@@ -906,21 +829,8 @@ async fn a_guardduty_finding_travels_from_the_pipeline_through_sns_to_slack() {
         .await
         .unwrap();
     assert_eq!(messages.len(), 1);
-    let mut envelope = messages[0].clone();
-    // Lambda's record has the fields an SQS subscriber sees; fill any moto leaves out.
-    for k in [
-        "Signature",
-        "SignatureVersion",
-        "SigningCertURL",
-        "UnsubscribeURL",
-    ] {
-        envelope
-            .as_object_mut()
-            .unwrap()
-            .entry(k)
-            .or_insert(json!(""));
-    }
-    let sns = record_event(envelope);
+    let sns: aws_lambda_events::sns::SnsEvent =
+        serde_json::from_value(vigil_e2e::lambda_sns_event(&messages[0])).unwrap();
     assert_eq!(
         vigil::notify::trace_parent(&sns.records[0]).as_deref(),
         Some(TRACEPARENT)

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use vigil::model::Source;
+use vigil::model::{Severity, Source};
+use vigil_e2e::stand_in::{Answer, StandIn};
 use vigil_e2e::{drain, events_in, moto_endpoint, sample_dir, sdk, topic_with_queue, unique};
 
 /// The organization's root id, creating the organization if moto has none yet
@@ -161,6 +162,38 @@ async fn alerts_take_the_route_of_the_ou_above_their_account_and_carry_its_name(
         view.route.and_then(|r| r.pagerduty_service).as_deref(),
         Some("payments")
     );
+
+    // The notifier pages each alert's service: the payments key for the
+    // payments route, the default key for the other, both read from one
+    // PagerDuty secret in Secrets Manager.
+    let pd = StandIn::start(|_| Answer::json(202, r#"{"status":"success"}"#)).await;
+    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(unique("vigil/pagerduty"))
+        .secret_string(r#"{"routing_key": "R0DEFAULT", "services": {"payments": "R0PAYMENTS"}}"#)
+        .send()
+        .await
+        .unwrap();
+    let notifier = vigil::notify::Notifier::from_config(
+        &vigil::notify::NotifierConfig {
+            pagerduty_secret_arn: secret.arn().map(str::to_string),
+            pagerduty_min_severity: Severity::Informational,
+            pagerduty_url: format!("{}/v2/enqueue", pd.base),
+            ..vigil::notify::NotifierConfig::default()
+        },
+        &sdk,
+    )
+    .unwrap();
+    for m in &messages {
+        let event = serde_json::from_value(vigil_e2e::lambda_sns_event(m)).unwrap();
+        notifier.handle(&event).await.unwrap();
+    }
+    let keys: Vec<Value> = pd
+        .bodies()
+        .iter()
+        .map(|b| b["routing_key"].clone())
+        .collect();
+    assert_eq!(keys, ["R0PAYMENTS", "R0DEFAULT"]);
 
     let other = &messages[1];
     assert_eq!(attribute(other, "account"), Some(web_account.as_str()));

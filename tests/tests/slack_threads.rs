@@ -12,13 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use vigil::dedup::{DynamoStore, MemoryStore, SlackThread, StateStore};
 use vigil::model::{Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source};
@@ -28,28 +23,12 @@ use vigil::notify::{
 };
 use vigil::render::{self, Alert};
 use vigil::route::Route;
+use vigil_e2e::stand_in::{Answer, Received, StandIn};
 use vigil_e2e::{moto_endpoint, sdk, unique};
 
 const TOKEN: &str = "xoxb-1111-2222-T0KENSECRET";
 
 // ------------------------------------------------------------------ Slack stand-in
-
-/// One request as the stand-in saw it.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// A scripted answer. `Posted` answers as Slack does for a good post: the
 /// channel id for the channel asked for, and a fresh `ts`.
@@ -77,110 +56,45 @@ fn channel_id(channel: &str) -> String {
 struct SlackApi {
     /// The API base, as `VIGIL_SLACK_API_URL` takes it.
     base: String,
-    received: Arc<Mutex<Vec<Received>>>,
+    inner: StandIn,
 }
 
 impl SlackApi {
     async fn start(script: Vec<Reply>) -> SlackApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/api", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let ts = Arc::new(AtomicU32::new(0));
-        let log = received.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (log, script, ts) = (log.clone(), script.clone(), ts.clone());
-                tokio::spawn(async move {
-                    let _ = serve(stream, log, script, ts).await;
-                });
+        let script = Mutex::new(VecDeque::from(script));
+        let ts = AtomicU32::new(0);
+        let inner = StandIn::start(move |request| {
+            let reply = script.lock().unwrap().pop_front().unwrap_or(Reply::Posted);
+            match reply {
+                Reply::Posted => {
+                    let n = ts.fetch_add(1, Ordering::SeqCst) + 1;
+                    let body = &request.body;
+                    let channel = channel_id(body["channel"].as_str().unwrap_or_default());
+                    // Slack echoes the message beside the ts: keep the answer as big.
+                    let answer = json!({"ok": true, "channel": channel, "ts": format!("1767225600.{n:06}"),
+                                        "message": {"text": body["text"], "blocks": body["blocks"]}});
+                    Answer::json(200, answer.to_string())
+                }
+                Reply::Raw(status, headers, text) => Answer {
+                    headers,
+                    ..Answer::json(status, text)
+                },
             }
-        });
-        SlackApi { base, received }
+        })
+        .await;
+        SlackApi {
+            base: format!("{}/api", inner.base),
+            inner,
+        }
     }
 
     fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.inner.received()
     }
 
     fn bodies(&self) -> Vec<Value> {
-        self.received().into_iter().map(|r| r.body).collect()
+        self.inner.bodies()
     }
-}
-
-async fn serve(
-    mut stream: TcpStream,
-    log: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    ts: Arc<AtomicU32>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body: Value = serde_json::from_slice(&buf[head_end..(head_end + len).min(buf.len())])
-        .unwrap_or(Value::Null);
-    let reply = script.lock().unwrap().pop_front().unwrap_or(Reply::Posted);
-    let (status, extra, text) = match reply {
-        Reply::Posted => {
-            let n = ts.fetch_add(1, Ordering::SeqCst) + 1;
-            let channel = channel_id(body["channel"].as_str().unwrap_or_default());
-            // Slack echoes the message beside the ts: keep the answer as big.
-            let answer = json!({"ok": true, "channel": channel, "ts": format!("1767225600.{n:06}"),
-                                "message": {"text": body["text"], "blocks": body["blocks"]}});
-            (200, vec![], answer.to_string())
-        }
-        Reply::Raw(status, extra, text) => (status, extra, text),
-    };
-    log.lock().unwrap().push(Received {
-        path,
-        headers,
-        body,
-    });
-    let mut resp = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
-        text.len()
-    );
-    for (k, v) in extra {
-        resp.push_str(&format!("{k}: {v}\r\n"));
-    }
-    resp.push_str("\r\n");
-    resp.push_str(&text);
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 /// An incoming-webhook stand-in and its URL: the same server (a webhook
@@ -286,29 +200,7 @@ fn bot(api: &SlackApi, store: &MemoryStore) -> SlackBot {
 // ------------------------------------------------------------------ moto set-up
 
 async fn create_table(sdk: &SdkConfig) -> String {
-    let name = unique("vigil-threads");
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&name)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
+    vigil_e2e::state_table(sdk, "vigil-threads").await.unwrap()
 }
 
 async fn create_secret(sdk: &SdkConfig, value: &str) -> String {
