@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Vigil test on a fresh machine: installs the Python tools into
-# .venv, starts moto server on loopback, runs the Rust tests against it, and
-# lints the SAM templates. Always stops the server.
+# .venv, starts moto server on loopback, runs the Rust tests against it, lints
+# the SAM templates and runs `sam build` once. Always stops the server.
 set -euo pipefail
 export SAM_CLI_TELEMETRY=0
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,4 +23,8 @@ python scripts/dashboard_picture.py template.yaml target/dashboard.svg
 diff -u docs/dashboard.svg target/dashboard.svg || { echo "docs/dashboard.svg is stale: run scripts/dashboard_picture.py template.yaml docs/dashboard.svg"; exit 1; }
 echo "==> checkov (skipped checks and reasons: .checkov.yaml)"
 checkov --config-file .checkov.yaml -f template.yaml $(printf -- '-f %s ' infra/*.yaml)
+stop_moto
+# The template's functions and the crates agree: `sam build` once (cargo-lambda,
+# arm64); see the script for the fast profile and the x86_64 fallback.
+scripts/sam_build.sh
 echo "==> all tests passed"
