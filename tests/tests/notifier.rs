@@ -858,3 +858,71 @@ async fn a_guardduty_finding_travels_from_the_pipeline_through_sns_to_slack() {
         "{buttons:?}"
     );
 }
+
+/// The notifier's SNS subscription in `template.yaml` takes Vigil's alerts and
+/// leaves out the CloudWatch alarm notifications that share the topic (which
+/// it could not read: each would fail it, and its error alarm would notify it
+/// again). The template's own filter policy, evaluated by moto's SNS.
+#[tokio::test]
+async fn the_notifier_subscription_takes_alerts_but_not_alarm_notifications() {
+    use vigil::sinks::AlertSink;
+    if moto_endpoint().is_none() {
+        return;
+    }
+    let text = std::fs::read_to_string(vigil_e2e::project_root().join("template.yaml")).unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let policy = &template["Resources"]["NotifierFunction"]["Properties"]["Events"]["Alert"]
+        ["Properties"]["FilterPolicy"];
+    assert!(
+        policy.is_mapping(),
+        "the notifier's subscription has a filter policy"
+    );
+    let policy = serde_json::to_string(&serde_json::to_value(policy).unwrap()).unwrap();
+
+    let sdk = sdk().await;
+    let (topic_arn, queue_url) = vigil_e2e::topic_with_queue(&sdk, &unique("notifier-filter"))
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let subscriptions = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic_arn)
+        .send()
+        .await
+        .unwrap();
+    let subscription = subscriptions.subscriptions()[0].subscription_arn().unwrap();
+    sns.set_subscription_attributes()
+        .subscription_arn(subscription)
+        .attribute_name("FilterPolicy")
+        .attribute_value(&policy)
+        .send()
+        .await
+        .unwrap();
+
+    // An alarm notification as CloudWatch publishes it: no message attributes.
+    sns.publish()
+        .topic_arn(&topic_arn)
+        .subject("ALARM: \"vigil-notifier-errors\" in US East (N. Virginia)")
+        .message(
+            json!({"AlarmName": "vigil-notifier-errors", "NewStateValue": "ALARM",
+                   "NewStateReason": "Threshold Crossed", "Trigger": {"MetricName": "Errors"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let f = finding();
+    vigil::sinks::SnsSink::new(sns.clone(), topic_arn.clone())
+        .send(&Alert::new(&f))
+        .await
+        .unwrap();
+
+    let got = vigil_e2e::drain(&sdk, &queue_url, 2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "only the alert passes: {got:?}");
+    assert_eq!(
+        got[0]["MessageAttributes"]["severity"]["Value"],
+        f.severity.as_str()
+    );
+}
