@@ -507,6 +507,7 @@ async fn the_thread_and_the_dedup_state_share_the_fingerprint_record_in_dynamodb
     let thread = |ts: &str, c: &str| SlackThread {
         ts: ts.into(),
         channel: Some(c.into()),
+        origin: Some(format!("origin-{ts}")),
     };
 
     // Dedup first, as in the deployed flow: the thread lands beside the state.
@@ -617,6 +618,36 @@ async fn rate_limits_by_status_or_by_slacks_answer_are_waited_out_then_posted_on
     );
 }
 
+/// PagerDuty down: the notifier posts to Slack, fails the invocation for
+/// PagerDuty's sake, and SNS delivers the same message again. The card is
+/// not posted twice and the thread stays on the first card.
+#[tokio::test]
+async fn a_retried_delivery_of_the_first_alert_does_not_post_its_card_twice() {
+    let api = SlackApi::start(vec![]).await;
+    let store = MemoryStore::new();
+    let notifier = Notifier::new(vec![Box::new(bot(&api, &store))]);
+    let f = finding("fp-retry");
+    let first = sns_event(&f, None);
+    let reports = notifier.handle(&first).await.unwrap();
+    assert_eq!(reports[0].outcomes, [("slack", Outcome::Sent)]);
+    let retried = notifier.handle(&first).await.unwrap();
+    assert!(
+        matches!(retried[0].outcomes[0], ("slack", Outcome::Skipped(_))),
+        "{:?}",
+        retried[0].outcomes
+    );
+    assert_eq!(api.bodies().len(), 1, "one card");
+
+    // A later repeat of the fingerprint still replies in the first card's thread.
+    notifier
+        .handle(&sns_event(&repeat(&f, 3), None))
+        .await
+        .unwrap();
+    let bodies = api.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[1]["thread_ts"], "1767225600.000001");
+}
+
 #[tokio::test]
 async fn rate_limits_beyond_the_wait_budget_fail_as_transient() {
     let api = SlackApi::start(vec![Reply::Raw(
@@ -677,12 +708,16 @@ async fn a_state_store_failure_never_fails_the_delivery() {
     let alert = |f: &Finding| AlertView::parse(&sns_event(f, None).records[0].sns.message).unwrap();
     let f = finding("fp-down");
     assert_eq!(b.deliver(&alert(&f)).await.unwrap(), Outcome::Sent);
-    assert_eq!(b.thread_store_errors(), 1, "the thread could not be saved");
+    assert_eq!(
+        b.thread_store_errors(),
+        2,
+        "the thread could neither be read (a retry check) nor saved"
+    );
     assert_eq!(
         b.deliver(&alert(&repeat(&f, 2))).await.unwrap(),
         Outcome::Sent
     );
-    assert_eq!(b.thread_store_errors(), 3, "nor read, nor saved again");
+    assert_eq!(b.thread_store_errors(), 4, "nor read, nor saved again");
     let bodies = api.bodies();
     assert_eq!(bodies.len(), 2, "both alerts were posted");
     assert!(bodies.iter().all(|b| b.get("thread_ts").is_none()));

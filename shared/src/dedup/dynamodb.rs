@@ -5,7 +5,7 @@
 //! | key | attributes |
 //! |---|---|
 //! | `idem#<event id>` | `status` (INPROGRESS/COMPLETE), `in_progress_expiration` (epoch ms), `data` (the result, JSON) |
-//! | `fp#<fingerprint>` | `state` (JSON, [`super::FingerprintState`]), `version`; `thread_ts` and `thread_channel` belong to the notifier |
+//! | `fp#<fingerprint>` | `state` (JSON, [`super::FingerprintState`]), `version`; `thread_ts`, `thread_channel` and `thread_origin` belong to the notifier |
 //! | `storm#<window start>` | `position`, `critical`, `summarized`, `summaries`, counters `s:`/`t:`/`a:`/`o:`/`r:<name>`, `r_other` |
 //!
 //! Fingerprint records are written with UpdateItem (`SET` of this module's
@@ -151,6 +151,7 @@ impl DynamoStore {
         Ok(string(&item, "thread_ts").map(|ts| SlackThread {
             ts,
             channel: string(&item, "thread_channel"),
+            origin: string(&item, "thread_origin"),
         }))
     }
 
@@ -160,28 +161,43 @@ impl DynamoStore {
         thread: &SlackThread,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let req = self
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("id", s(key))
             .expression_attribute_names("#ts", "thread_ts")
             .expression_attribute_names("#channel", "thread_channel")
+            .expression_attribute_names("#origin", "thread_origin")
             .expression_attribute_names("#exp", "expiration")
             .expression_attribute_values(":ts", s(&thread.ts))
             .expression_attribute_values(":exp", n(expires_at));
-        // A thread without a channel must not pair with a stale channel.
-        let req = match &thread.channel {
-            Some(c) => req
-                .update_expression(
-                    "SET #ts = :ts, #channel = :channel, #exp = if_not_exists(#exp, :exp)",
-                )
-                .expression_attribute_values(":channel", s(c)),
-            None => req.update_expression(
-                "SET #ts = :ts, #exp = if_not_exists(#exp, :exp) REMOVE #channel",
-            ),
-        };
-        req.send()
+        // A new thread replaces every part of the old one: a missing channel
+        // or origin must not pair with a stale one.
+        let mut set = vec!["#ts = :ts", "#exp = if_not_exists(#exp, :exp)"];
+        let mut remove = Vec::new();
+        for (name, value, slot) in [
+            ("#channel", ":channel", &thread.channel),
+            ("#origin", ":origin", &thread.origin),
+        ] {
+            match slot {
+                Some(v) => {
+                    req = req.expression_attribute_values(value, s(v));
+                    set.push(if name == "#channel" {
+                        "#channel = :channel"
+                    } else {
+                        "#origin = :origin"
+                    });
+                }
+                None => remove.push(name),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        req.update_expression(expression)
+            .send()
             .await
             .map(|_| ())
             .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))

@@ -18,6 +18,7 @@ struct Record {
     expires_at: i64,
     thread_ts: Option<String>,
     thread_channel: Option<String>,
+    thread_origin: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +141,7 @@ impl StateStore for MemoryStore {
             let version = live.map(|r| r.version + 1).unwrap_or(1);
             let thread_ts = current.and_then(|r| r.thread_ts.clone());
             let thread_channel = current.and_then(|r| r.thread_channel.clone());
+            let thread_origin = current.and_then(|r| r.thread_origin.clone());
             inner.records.insert(
                 key.to_string(),
                 Record {
@@ -148,6 +150,7 @@ impl StateStore for MemoryStore {
                     expires_at,
                     thread_ts,
                     thread_channel,
+                    thread_origin,
                 },
             );
             Ok(())
@@ -297,6 +300,7 @@ impl StateStore for MemoryStore {
                     Some(SlackThread {
                         ts: r.thread_ts.clone()?,
                         channel: r.thread_channel.clone(),
+                        origin: r.thread_origin.clone(),
                     })
                 }))
         })
@@ -317,9 +321,11 @@ impl StateStore for MemoryStore {
                 expires_at,
                 thread_ts: None,
                 thread_channel: None,
+                thread_origin: None,
             });
             r.thread_ts = Some(thread.ts.clone());
             r.thread_channel = thread.channel.clone();
+            r.thread_origin = thread.origin.clone();
             Ok(())
         })
     }
@@ -333,6 +339,7 @@ mod tests {
         SlackThread {
             ts: ts.into(),
             channel: channel.map(str::to_string),
+            origin: None,
         }
     }
 

@@ -239,6 +239,10 @@ pub struct SlackThread {
     /// The channel id Slack answered with; replies must go to that channel.
     /// None for a thread stored without one.
     pub channel: Option<String>,
+    /// The alert that started the thread (`thread_origin`), so a retried
+    /// delivery of that same alert is recognised instead of posting its card
+    /// a second time.
+    pub origin: Option<String>,
 }
 
 /// Where dedup state lives. Keys are prefixed by kind (`fp#`, `storm#`,

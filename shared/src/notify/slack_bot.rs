@@ -456,18 +456,31 @@ impl SlackBot {
         let key = self.thread_key(a);
         let now = chrono::Utc::now().timestamp();
 
-        let thread = match (&key, a.status) {
-            (Some((store, key)), AlertStatus::Repeat | AlertStatus::Resolved) => {
-                match store.load_thread(key, now).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        self.store_failed("load_thread", a, &e);
-                        None
-                    }
+        let stored = match &key {
+            Some((store, key)) => match store.load_thread(key, now).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.store_failed("load_thread", a, &e);
+                    None
                 }
-            }
-            _ => None,
+            },
+            None => None,
         };
+        let origin = alert_origin(a);
+        if stored
+            .as_ref()
+            .is_some_and(|t| t.origin.as_deref() == Some(origin.as_str()))
+        {
+            // SNS retries the whole invocation when another destination
+            // failed: this alert's card is already in the channel.
+            tracing::info!(
+                vigil.finding_id = %a.finding_id,
+                "this alert already started the fingerprint's thread: not posting it again"
+            );
+            return Ok(Outcome::Skipped("already posted (a retried delivery)"));
+        }
+        // A new alert starts a new thread; repeats and resolutions reply.
+        let thread = stored.filter(|_| a.status != AlertStatus::New);
 
         if let Some(thread) = thread {
             let channel = match thread.channel.as_deref().map(SlackChannel::parse) {
@@ -496,6 +509,7 @@ impl SlackBot {
             let thread = SlackThread {
                 ts: posted.ts,
                 channel: Some(posted.channel),
+                origin: Some(origin),
             };
             if let Err(e) = store
                 .save_thread(key, &thread, now.saturating_add(STATE_RETENTION_SECONDS))
@@ -506,6 +520,19 @@ impl SlackBot {
         }
         Ok(Outcome::Sent)
     }
+}
+
+/// What identifies one alert across deliveries of the same SNS message: the
+/// finding, its time, how often the source had seen it, and its status. A
+/// later alert of the same fingerprint differs in at least one of them.
+fn alert_origin(a: &AlertView) -> String {
+    format!(
+        "{}|{}|{}|{:?}",
+        a.finding_id,
+        a.time.map_or(0, |t| t.timestamp_millis()),
+        a.count,
+        a.status
+    )
 }
 
 impl Destination for SlackBot {
