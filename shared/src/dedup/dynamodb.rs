@@ -176,18 +176,19 @@ impl DynamoStore {
         // or origin must not pair with a stale one.
         let mut set = vec!["#ts = :ts", "#exp = if_not_exists(#exp, :exp)"];
         let mut remove = Vec::new();
-        for (name, value, slot) in [
-            ("#channel", ":channel", &thread.channel),
-            ("#origin", ":origin", &thread.origin),
+        for (name, value, assignment, slot) in [
+            (
+                "#channel",
+                ":channel",
+                "#channel = :channel",
+                &thread.channel,
+            ),
+            ("#origin", ":origin", "#origin = :origin", &thread.origin),
         ] {
             match slot {
                 Some(v) => {
                     req = req.expression_attribute_values(value, s(v));
-                    set.push(if name == "#channel" {
-                        "#channel = :channel"
-                    } else {
-                        "#origin = :origin"
-                    });
+                    set.push(assignment);
                 }
                 None => remove.push(name),
             }
