@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use serde_json::{json, Value};
 
-use crate::config::{Config, ConfigError};
+use crate::aws::sdk_config;
+use crate::config::Config;
 use crate::detect::Detector;
+use crate::env::ConfigError;
 use crate::model::Source;
 use crate::pipeline::{Pipeline, PipelineBuilder, PipelineError};
 use crate::sinks::SnsSink;
@@ -24,12 +26,6 @@ pub enum StartupError {
     Suppressions(#[from] crate::dedup::RulesError),
     #[error(transparent)]
     Routes(#[from] crate::route::RoutesError),
-}
-
-/// Loads the AWS SDK configuration once per cold start. Honours
-/// `AWS_ENDPOINT_URL` (moto in tests) and the Lambda's credentials.
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
 /// A pipeline builder with the SNS sink when a topic is configured, and

@@ -4,17 +4,11 @@
 //! runs; a setting that is present but malformed is an error at start-up
 //! (a silent fallback could hide every alert).
 
-use std::env;
-
 use crate::enrich::AccountNames;
+use crate::env::Env;
 use crate::model::Severity;
 
-/// Why configuration could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}: {message}")]
-    Invalid { name: &'static str, message: String },
-}
+pub use crate::env::ConfigError;
 
 /// Settings every function shares.
 #[derive(Debug, Clone)]
@@ -79,60 +73,42 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the `VIGIL_*` variables.
+    /// Reads the `VIGIL_*` variables of the process.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| env::var(name).ok())
+        Config::from_settings(&Env::process())
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process
     /// environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mut c = Config {
-            topic_arn: get("VIGIL_TOPIC_ARN"),
-            ..Config::default()
-        };
-        if let Some(s) = get("VIGIL_MIN_SEVERITY") {
-            c.min_severity =
-                s.parse()
-                    .map_err(|e: crate::model::UnknownSeverity| ConfigError::Invalid {
-                        name: "VIGIL_MIN_SEVERITY",
-                        message: e.to_string(),
-                    })?;
-        }
-        c.alert_samples = flag(get("VIGIL_ALERT_SAMPLES"), "VIGIL_ALERT_SAMPLES")?;
-        c.alert_inactive = flag(get("VIGIL_ALERT_INACTIVE"), "VIGIL_ALERT_INACTIVE")?;
-        if let Some(s) = get("VIGIL_ACCOUNT_NAMES") {
-            c.account_names = AccountNames::parse(&s);
-        }
-        c.trace_url_template = get("VIGIL_TRACE_URL_TEMPLATE");
-        c.organizations_lookup = flag(
-            get("VIGIL_ORGANIZATIONS_LOOKUP"),
-            "VIGIL_ORGANIZATIONS_LOOKUP",
-        )?;
-        c.routes_file = get("VIGIL_ROUTES_FILE");
-        c.routes_ssm_parameter = get("VIGIL_ROUTES_SSM_PARAMETER");
-        c.rules_dir = get("VIGIL_RULES_DIR");
-        for (name, slot) in [
-            (
+        Config::from_settings(&Env::new(lookup))
+    }
+
+    pub fn from_settings(env: &Env) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        Ok(Config {
+            topic_arn: env.get("VIGIL_TOPIC_ARN"),
+            min_severity: env.parsed("VIGIL_MIN_SEVERITY", d.min_severity)?,
+            alert_samples: env.flag("VIGIL_ALERT_SAMPLES", d.alert_samples)?,
+            alert_inactive: env.flag("VIGIL_ALERT_INACTIVE", d.alert_inactive)?,
+            account_names: env
+                .get("VIGIL_ACCOUNT_NAMES")
+                .map(|s| AccountNames::parse(&s))
+                .unwrap_or_default(),
+            trace_url_template: env.get("VIGIL_TRACE_URL_TEMPLATE"),
+            rules_dir: env.get("VIGIL_RULES_DIR"),
+            securityhub_skip_guardduty: env.flag(
                 "VIGIL_SECURITYHUB_SKIP_GUARDDUTY",
-                &mut c.securityhub_skip_guardduty,
-            ),
-            (
-                "VIGIL_SECURITYHUB_SKIP_MACIE",
-                &mut c.securityhub_skip_macie,
-            ),
-        ] {
-            if let Some(v) = get(name) {
-                *slot = flag(Some(v), name)?;
-            }
-        }
-        c.dedup = crate::dedup::DedupSettings::from_lookup(get)?;
-        Ok(c)
+                d.securityhub_skip_guardduty,
+            )?,
+            securityhub_skip_macie: env
+                .flag("VIGIL_SECURITYHUB_SKIP_MACIE", d.securityhub_skip_macie)?,
+            organizations_lookup: env.flag("VIGIL_ORGANIZATIONS_LOOKUP", d.organizations_lookup)?,
+            routes_file: env.get("VIGIL_ROUTES_FILE"),
+            routes_ssm_parameter: env.get("VIGIL_ROUTES_SSM_PARAMETER"),
+            routes: d.routes,
+            dedup: crate::dedup::DedupSettings::from_settings(env)?,
+        })
     }
 }
 
@@ -183,18 +159,6 @@ impl Config {
     }
 }
 
-fn flag(v: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
-    match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(false),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(ConfigError::Invalid {
-            name,
-            message: format!("expected true or false, got {other:?}"),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,50 +191,5 @@ mod tests {
         .unwrap();
         assert_eq!(c.min_severity, Severity::High);
         assert!(c.alert_samples);
-    }
-}
-
-/// Why a configuration document could not be read from SSM Parameter Store.
-#[derive(Debug, thiserror::Error)]
-pub enum SsmReadError {
-    /// The parameter does not exist: a configuration mistake.
-    #[error("parameter not found")]
-    NotFound,
-    /// Throttling, network, permissions: the caller decides whether to run
-    /// without the document.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-/// Reads a YAML or JSON document (suppression rules, the routing table) from
-/// an SSM parameter, decrypted. An empty parameter is an empty document.
-pub async fn ssm_document(
-    sdk: &aws_config::SdkConfig,
-    parameter: &str,
-) -> Result<String, SsmReadError> {
-    let client = aws_sdk_ssm::Client::new(sdk);
-    match client
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out
-            .parameter()
-            .and_then(|p| p.value())
-            .unwrap_or_default()
-            .to_string()),
-        Err(e) => {
-            if e.as_service_error()
-                .is_some_and(|se| se.is_parameter_not_found())
-            {
-                Err(SsmReadError::NotFound)
-            } else {
-                Err(SsmReadError::Unavailable(
-                    aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
-        }
     }
 }

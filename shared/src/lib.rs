@@ -8,10 +8,12 @@
 
 pub mod accounts;
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod dedup;
 pub mod detect;
 pub mod enrich;
+pub mod env;
 pub mod input;
 pub mod json;
 pub mod logfile;

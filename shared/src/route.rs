@@ -39,7 +39,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountInfo;
-use crate::config::SsmReadError;
+use crate::aws::SsmReadError;
 use crate::dedup::rules::{glob_match, OneOrMany};
 use crate::model::{Finding, Severity};
 
@@ -283,7 +283,7 @@ impl RoutingTable {
                 })?;
             RoutingTable::parse(&text_in, path)?
         } else if let (Some(parameter), Some(sdk)) = (ssm_parameter, sdk) {
-            match crate::config::ssm_document(sdk, parameter).await {
+            match crate::aws::ssm_document(sdk, parameter).await {
                 Ok(text_in) => RoutingTable::parse(&text_in, &format!("ssm:{parameter}"))?,
                 Err(SsmReadError::NotFound) => {
                     return Err(RoutesError::Ssm {

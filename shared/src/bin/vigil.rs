@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil::model::Severity;
 use vigil::sinks::{ConsoleSink, MemorySink};
-use vigil::{app, replay, Config};
+use vigil::{app, aws, replay, Config};
 
 #[derive(Parser)]
 #[command(
@@ -135,7 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 || config.routes_ssm_parameter.is_some()
                 || config.organizations_lookup;
             let sdk = match needs_aws {
-                true => Some(app::sdk_config().await),
+                true => Some(aws::sdk_config().await),
                 false => None,
             };
             config.dedup.suppressions = vigil::dedup::rules::load(&config.dedup, sdk.as_ref())

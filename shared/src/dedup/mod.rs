@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use tracing::{info_span, Instrument};
 
-use crate::config::ConfigError;
+use crate::env::{ConfigError, Env};
 use crate::model::{Finding, Severity};
 use crate::pipeline::Decision;
 
@@ -112,42 +112,29 @@ impl Default for DedupSettings {
 }
 
 impl DedupSettings {
-    /// Reads the `VIGIL_*` dedup variables through `get` (already trimmed,
-    /// empty values absent), as [`crate::Config::from_lookup`] does.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<DedupSettings, ConfigError> {
-        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(ConfigError::Invalid {
-                        name,
-                        message: format!("expected a whole number of at least {min}, got {v:?}"),
-                    }),
-                },
-            }
-        };
+    /// Reads the `VIGIL_*` dedup variables.
+    pub fn from_settings(env: &Env) -> Result<DedupSettings, ConfigError> {
         Ok(DedupSettings {
-            idempotency_table: get("VIGIL_IDEMPOTENCY_TABLE"),
-            idempotency_ttl_seconds: number(
+            idempotency_table: env.get("VIGIL_IDEMPOTENCY_TABLE"),
+            idempotency_ttl_seconds: env.number(
                 "VIGIL_IDEMPOTENCY_TTL_SECONDS",
                 DEFAULT_IDEMPOTENCY_TTL_SECONDS,
                 1,
             )?,
-            state_table: get("VIGIL_STATE_TABLE"),
-            suppression_window_seconds: number(
+            state_table: env.get("VIGIL_STATE_TABLE"),
+            suppression_window_seconds: env.number(
                 "VIGIL_SUPPRESSION_WINDOW_SECONDS",
                 DEFAULT_SUPPRESSION_WINDOW_SECONDS,
                 0,
             )?,
-            storm_threshold: number("VIGIL_STORM_THRESHOLD", DEFAULT_STORM_THRESHOLD, 0)?,
-            storm_window_seconds: number(
+            storm_threshold: env.number("VIGIL_STORM_THRESHOLD", DEFAULT_STORM_THRESHOLD, 0)?,
+            storm_window_seconds: env.number(
                 "VIGIL_STORM_WINDOW_SECONDS",
                 DEFAULT_STORM_WINDOW_SECONDS,
                 1,
             )?,
-            suppressions_file: get("VIGIL_SUPPRESSIONS_FILE"),
-            suppressions_ssm_parameter: get("VIGIL_SUPPRESSIONS_SSM_PARAMETER"),
+            suppressions_file: env.get("VIGIL_SUPPRESSIONS_FILE"),
+            suppressions_ssm_parameter: env.get("VIGIL_SUPPRESSIONS_SSM_PARAMETER"),
             suppressions: Suppressions::default(),
         })
     }

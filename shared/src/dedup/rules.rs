@@ -28,7 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::DedupSettings;
-use crate::config::SsmReadError;
+use crate::aws::SsmReadError;
 use crate::model::Finding;
 
 /// Why rules could not be loaded.
@@ -315,7 +315,7 @@ pub async fn load(
         out.extend(load_file(Path::new(path), now)?);
     }
     if let (Some(parameter), Some(sdk)) = (&settings.suppressions_ssm_parameter, sdk) {
-        match crate::config::ssm_document(sdk, parameter).await {
+        match crate::aws::ssm_document(sdk, parameter).await {
             Ok(text) => {
                 out.extend(Suppressions::parse(
                     &text,

@@ -300,20 +300,20 @@ async fn without_a_store_everything_alerts_and_rules_still_apply() {
 #[test]
 fn settings_read_the_environment_and_refuse_nonsense() {
     let env = |pairs: &'static [(&'static str, &'static str)]| {
-        move |k: &str| {
+        crate::env::Env::new(move |k: &str| {
             pairs
                 .iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
-        }
+        })
     };
-    let s = DedupSettings::from_lookup(env(&[])).unwrap();
+    let s = DedupSettings::from_settings(&env(&[])).unwrap();
     assert_eq!(
         s.suppression_window_seconds,
         DEFAULT_SUPPRESSION_WINDOW_SECONDS
     );
     assert!(s.state_table.is_none() && s.idempotency_table.is_none());
-    let s = DedupSettings::from_lookup(env(&[
+    let s = DedupSettings::from_settings(&env(&[
         ("VIGIL_STATE_TABLE", "t"),
         ("VIGIL_IDEMPOTENCY_TABLE", "t"),
         ("VIGIL_SUPPRESSION_WINDOW_SECONDS", "1"),
@@ -323,8 +323,8 @@ fn settings_read_the_environment_and_refuse_nonsense() {
     assert_eq!(s.state_table.as_deref(), Some("t"));
     assert_eq!(s.suppression_window_seconds, 1);
     assert_eq!(s.storm_threshold, 0);
-    assert!(DedupSettings::from_lookup(env(&[("VIGIL_STORM_WINDOW_SECONDS", "0")])).is_err());
-    assert!(DedupSettings::from_lookup(env(&[("VIGIL_STORM_THRESHOLD", "lots")])).is_err());
+    assert!(DedupSettings::from_settings(&env(&[("VIGIL_STORM_WINDOW_SECONDS", "0")])).is_err());
+    assert!(DedupSettings::from_settings(&env(&[("VIGIL_STORM_THRESHOLD", "lots")])).is_err());
 }
 
 #[test]

@@ -27,7 +27,6 @@ pub mod slack_bot;
 pub mod trace;
 pub mod view;
 
-use std::env;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,7 +36,7 @@ use aws_lambda_events::sns::{SnsEvent, SnsRecord};
 use serde_json::{json, Value};
 use tracing::{info_span, Instrument};
 
-use crate::config::ConfigError;
+use crate::env::{ConfigError, Env};
 use crate::model::Severity;
 use crate::sinks::SinkError;
 use crate::telemetry::{xray, InvocationInfo, TelemetryOptions, Trigger};
@@ -167,47 +166,39 @@ impl Default for NotifierConfig {
 }
 
 impl NotifierConfig {
-    /// Reads the `VIGIL_*` notifier variables.
+    /// Reads the `VIGIL_*` notifier variables of the process.
     pub fn from_env() -> Result<NotifierConfig, ConfigError> {
-        NotifierConfig::from_lookup(|name| env::var(name).ok())
+        NotifierConfig::from_settings(&Env::process())
     }
 
-    /// Reads settings through `lookup`. A notifier with no destination is an
-    /// error: it would swallow every alert without a trace.
+    /// Reads settings through `lookup`, so tests need not touch the process
+    /// environment.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<NotifierConfig, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let severity = |name: &'static str, default: Severity| match get(name) {
-            None => Ok(default),
-            Some(s) => s
-                .parse()
-                .map_err(|e: crate::model::UnknownSeverity| ConfigError::Invalid {
-                    name,
-                    message: e.to_string(),
-                }),
-        };
+        NotifierConfig::from_settings(&Env::new(lookup))
+    }
+
+    /// A notifier with no destination is an error: it would swallow every
+    /// alert without a trace.
+    pub fn from_settings(env: &Env) -> Result<NotifierConfig, ConfigError> {
         let c = NotifierConfig {
-            slack_webhook_secret_arn: get("VIGIL_SLACK_WEBHOOK_SECRET_ARN"),
-            slack_min_severity: severity("VIGIL_SLACK_MIN_SEVERITY", Severity::Informational)?,
-            slack_bot_token_secret_arn: get("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN"),
-            slack_channel: get("VIGIL_SLACK_CHANNEL")
+            slack_webhook_secret_arn: env.get("VIGIL_SLACK_WEBHOOK_SECRET_ARN"),
+            slack_min_severity: env.parsed("VIGIL_SLACK_MIN_SEVERITY", Severity::Informational)?,
+            slack_bot_token_secret_arn: env.get("VIGIL_SLACK_BOT_TOKEN_SECRET_ARN"),
+            slack_channel: env
+                .get("VIGIL_SLACK_CHANNEL")
                 .map(|c| SlackChannel::parse(&c))
                 .transpose()
-                .map_err(|e| ConfigError::Invalid {
-                    name: "VIGIL_SLACK_CHANNEL",
-                    message: e.to_string(),
-                })?,
-            slack_api_url: get("VIGIL_SLACK_API_URL")
+                .map_err(|e| ConfigError::invalid("VIGIL_SLACK_CHANNEL", e.to_string()))?,
+            slack_api_url: env
+                .get("VIGIL_SLACK_API_URL")
                 .unwrap_or_else(|| slack_bot::DEFAULT_API_URL.to_string()),
-            state_table: get("VIGIL_STATE_TABLE"),
-            pagerduty_secret_arn: get("VIGIL_PAGERDUTY_SECRET_ARN"),
-            pagerduty_min_severity: severity("VIGIL_PAGERDUTY_MIN_SEVERITY", Severity::High)?,
-            pagerduty_url: get("VIGIL_PAGERDUTY_URL")
+            state_table: env.get("VIGIL_STATE_TABLE"),
+            pagerduty_secret_arn: env.get("VIGIL_PAGERDUTY_SECRET_ARN"),
+            pagerduty_min_severity: env.parsed("VIGIL_PAGERDUTY_MIN_SEVERITY", Severity::High)?,
+            pagerduty_url: env
+                .get("VIGIL_PAGERDUTY_URL")
                 .unwrap_or_else(|| pagerduty::DEFAULT_URL.to_string()),
         };
         HttpClient::check_url(&c.pagerduty_url).map_err(|e| ConfigError::Invalid {
@@ -499,7 +490,7 @@ pub fn report_json(reports: &[RecordReport]) -> Value {
 pub async fn run_function() -> Result<(), lambda_runtime::Error> {
     let telemetry = crate::telemetry::init(TelemetryOptions::lambda("notifier"))?;
     let config = NotifierConfig::from_env()?;
-    let sdk = crate::app::sdk_config().await;
+    let sdk = crate::aws::sdk_config().await;
     let notifier = Notifier::from_config(&config, &sdk)?;
     tracing::info!(
         function = "notifier",

@@ -49,6 +49,7 @@ pub use metrics::{
 };
 pub use traces::{current_trace_context, record_exception, ExportSettings};
 
+use crate::env::Env;
 use crate::pipeline::{EventObserverFn, PipelineBuilder};
 
 /// The export timeout when `OTEL_EXPORTER_OTLP_TIMEOUT` is not set. The
@@ -97,7 +98,7 @@ pub struct TelemetryConfig {
 impl TelemetryConfig {
     /// Reads the process environment.
     pub fn from_env(default_service: &str) -> (TelemetryConfig, Vec<TelemetryError>) {
-        TelemetryConfig::from_lookup(default_service, |k| std::env::var(k).ok())
+        TelemetryConfig::from_settings(default_service, &Env::process())
     }
 
     /// Reads settings through `lookup`. Malformed values are returned as
@@ -107,11 +108,14 @@ impl TelemetryConfig {
         default_service: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> (TelemetryConfig, Vec<TelemetryError>) {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        TelemetryConfig::from_settings(default_service, &Env::new(lookup))
+    }
+
+    pub fn from_settings(
+        default_service: &str,
+        env: &Env,
+    ) -> (TelemetryConfig, Vec<TelemetryError>) {
+        let get = |name: &str| env.get(name);
         let mut problems = Vec::new();
         let function = get("AWS_LAMBDA_FUNCTION_NAME");
         let service = get("OTEL_SERVICE_NAME")

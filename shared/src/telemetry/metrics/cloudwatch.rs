@@ -180,7 +180,7 @@ impl CloudWatchSink {
         }
         let client = self
             .client
-            .get_or_init(|| async { Client::new(&crate::app::sdk_config().await) })
+            .get_or_init(|| async { Client::new(&crate::aws::sdk_config().await) })
             .await;
         let (requests, values) = batch.into_requests();
         for datums in requests {
