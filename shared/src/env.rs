@@ -25,9 +25,12 @@ impl ConfigError {
     }
 }
 
+/// Looks a variable up by name.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// A source of settings: the process environment or, in tests, a map.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl Env<'static> {
