@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Whole-process figures for Vigil, printed as a Markdown report (the source
-# of the README section "Benchmarks"):
+# of docs/benchmarks.md):
 #
 #   - start-up of each function binary (release build): from process start
 #     until it asks a stand-in Lambda runtime API on loopback for its first

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Renders the CloudWatch dashboard of template.yaml as an SVG layout picture.
 
-The picture in the README is made from the template, not drawn by hand:
+The picture in docs/operations.md is made from the template, not drawn by hand:
 scripts/test.sh regenerates it and fails if it differs from the committed one,
-so the README cannot drift from what `sam deploy` creates.
+so the documentation cannot drift from what `sam deploy` creates.
 
 Usage: dashboard_picture.py TEMPLATE OUTPUT.svg
 """

@@ -89,7 +89,7 @@ CARGO_TARGET_DIR="$OUT/cargo" \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   CARGO_PROFILE_RELEASE_INCREMENTAL=true \
   sam build --no-cached "${SAM_ARGS[@]}"
-echo "    sam build took $((SECONDS - start)) s (a check build, not for deploying: see the README's Deploy section)"
+echo "    sam build took $((SECONDS - start)) s (a check build, not for deploying: see docs/deploy.md)"
 
 echo "==> every function in the built template has its $ARCH bootstrap; every function crate has its function"
 CARGO_TARGET_DIR="$OUT/cargo" python - "$ROOT" "$BUILD_DIR" "$ARCH" <<'EOF'

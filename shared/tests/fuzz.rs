@@ -5,7 +5,7 @@
 //!
 //! `cargo test` runs a short pass (256 cases per target, bounded sizes).
 //! Long runs: `PROPTEST_CASES=100000 cargo test -p vigil --release --test fuzz`
-//! (see docs/reliability.md). Every test is named `fuzz_*`.
+//! (see docs/operations.md (Fuzzing)). Every test is named `fuzz_*`.
 
 use std::path::Path;
 use std::sync::Arc;
