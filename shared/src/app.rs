@@ -6,12 +6,14 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
 
+use crate::accounts::{AccountDirectory, LookupWants, Organizations};
 use crate::aws::sdk_config;
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::env::ConfigError;
 use crate::model::Source;
-use crate::pipeline::{Pipeline, PipelineBuilder, PipelineError};
+use crate::pipeline::{Pipeline, PipelineBuilder};
+use crate::route::RoutingTable;
 use crate::sinks::SnsSink;
 use crate::telemetry::{InvocationInfo, Telemetry, TelemetryOptions, Trigger};
 
@@ -28,10 +30,53 @@ pub enum StartupError {
     Routes(#[from] crate::route::RoutesError),
 }
 
-/// A pipeline builder with the SNS sink when a topic is configured, and
-/// telemetry (trace context, metrics) when [`crate::telemetry::init`] ran.
-pub fn pipeline_builder(config: &Config, sdk: Option<&SdkConfig>) -> PipelineBuilder {
-    let mut builder = Pipeline::builder(config).routes(config.routes.clone());
+/// What a function loads at its cold start beside its settings: the
+/// documents its configuration names (files or SSM parameters). Kept apart
+/// from [`Config`], which is only what the environment says.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub routes: RoutingTable,
+}
+
+impl Loaded {
+    /// Loads every document the configuration names; a malformed one stops
+    /// the start (a silent fallback could send alerts to the wrong people).
+    pub async fn load(config: &Config, sdk: Option<&SdkConfig>) -> Result<Loaded, StartupError> {
+        let routes = RoutingTable::load(
+            config.routes_file.as_deref(),
+            config.routes_ssm_parameter.as_deref(),
+            sdk,
+        )
+        .await?;
+        Ok(Loaded { routes })
+    }
+
+    /// The account directory the configuration asks for: AWS Organizations
+    /// for names when `VIGIL_ORGANIZATIONS_LOOKUP` is on, and for OUs when
+    /// the routing table routes by OU. None: configuration names only.
+    pub fn account_directory(
+        &self,
+        config: &Config,
+        sdk: &SdkConfig,
+    ) -> Option<Arc<dyn AccountDirectory>> {
+        let wants = LookupWants {
+            names: config.organizations_lookup,
+            units: self.routes.uses_units(),
+        };
+        (wants.names || wants.units)
+            .then(|| Arc::new(Organizations::new(sdk, wants)) as Arc<dyn AccountDirectory>)
+    }
+}
+
+/// A pipeline builder with the routing table, the SNS sink when a topic is
+/// configured, and telemetry (trace context, metrics) when
+/// [`crate::telemetry::init`] ran.
+pub fn pipeline_builder(
+    config: &Config,
+    loaded: &Loaded,
+    sdk: Option<&SdkConfig>,
+) -> PipelineBuilder {
+    let mut builder = Pipeline::builder(config).routes(loaded.routes.clone());
     if let Some(telemetry) = crate::telemetry::installed() {
         builder = telemetry.instrument(builder);
     }
@@ -48,14 +93,15 @@ pub fn pipeline_builder(config: &Config, sdk: Option<&SdkConfig>) -> PipelineBui
 /// the detection rules when CloudTrail is among the sources.
 pub fn function_pipeline(
     config: &Config,
+    loaded: &Loaded,
     sdk: &SdkConfig,
     accepted: &[Source],
     detector: Option<Arc<dyn Detector>>,
 ) -> Pipeline {
-    let mut builder = pipeline_builder(config, Some(sdk))
+    let mut builder = pipeline_builder(config, loaded, Some(sdk))
         .accept(accepted)
         .dedup(crate::dedup::Dedup::from_settings(&config.dedup, sdk));
-    if let Some(directory) = config.account_directory(sdk) {
+    if let Some(directory) = loaded.account_directory(config, sdk) {
         builder = builder.accounts(directory);
     }
     if let Some(d) = detector {
@@ -133,12 +179,8 @@ pub async fn handle_event_until(
                     tracing::error!(error = %e, event_id, "idempotency record not released");
                 }
             }
-            let kind = match &err {
-                PipelineError::Source(_) | PipelineError::NotAccepted { .. } => "bad_input",
-                PipelineError::Delivery { .. } => "delivery",
-            };
             let event_id = event.get("id").and_then(|v| v.as_str()).unwrap_or_default();
-            tracing::error!(error = %err, error_kind = kind, event_id, "event failed");
+            tracing::error!(error = %err, error_kind = err.kind(), event_id, "event failed");
             Err(InvocationError(err.to_string()))
         }
     }
@@ -173,6 +215,7 @@ pub struct FunctionSpec {
 /// A function after its cold start: what its invocations share.
 pub struct Started {
     pub config: Config,
+    pub loaded: Loaded,
     pub sdk: SdkConfig,
     pub pipeline: Pipeline,
     pub telemetry: Telemetry,
@@ -202,14 +245,12 @@ pub async fn start_function(
     config.dedup.suppressions = crate::dedup::rules::load(&config.dedup, Some(&sdk))
         .await
         .map_err(StartupError::from)?;
-    config
-        .load_routes(Some(&sdk))
-        .await
-        .map_err(StartupError::from)?;
-    let pipeline = function_pipeline(&config, &sdk, spec.sources, detector);
+    let loaded = Loaded::load(&config, Some(&sdk)).await?;
+    let pipeline = function_pipeline(&config, &loaded, &sdk, spec.sources, detector);
     tracing::info!(function = spec.name, "ready");
     Ok(Started {
         config,
+        loaded,
         sdk,
         pipeline,
         telemetry,

@@ -43,8 +43,6 @@ pub struct Config {
     /// (`VIGIL_ROUTES_SSM_PARAMETER`): see [`crate::route`].
     pub routes_file: Option<String>,
     pub routes_ssm_parameter: Option<String>,
-    /// The loaded table ([`crate::route::RoutingTable::load`] fills it in at start).
-    pub routes: crate::route::RoutingTable,
     /// Idempotency, suppression and storm settings (`VIGIL_IDEMPOTENCY_TABLE`,
     /// `VIGIL_STATE_TABLE`, `VIGIL_SUPPRESSION_WINDOW_SECONDS`, ...: see
     /// [`crate::dedup::DedupSettings`]).
@@ -66,7 +64,6 @@ impl Default for Config {
             organizations_lookup: false,
             routes_file: None,
             routes_ssm_parameter: None,
-            routes: crate::route::RoutingTable::default(),
             dedup: crate::dedup::DedupSettings::default(),
         }
     }
@@ -106,45 +103,12 @@ impl Config {
             organizations_lookup: env.flag("VIGIL_ORGANIZATIONS_LOOKUP", d.organizations_lookup)?,
             routes_file: env.get("VIGIL_ROUTES_FILE"),
             routes_ssm_parameter: env.get("VIGIL_ROUTES_SSM_PARAMETER"),
-            routes: d.routes,
             dedup: crate::dedup::DedupSettings::from_settings(env)?,
         })
     }
 }
 
 impl Config {
-    /// Loads the routing table named by the configuration (see
-    /// [`crate::route::RoutingTable::load`]).
-    pub async fn load_routes(
-        &mut self,
-        sdk: Option<&aws_config::SdkConfig>,
-    ) -> Result<(), crate::route::RoutesError> {
-        self.routes = crate::route::RoutingTable::load(
-            self.routes_file.as_deref(),
-            self.routes_ssm_parameter.as_deref(),
-            sdk,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// The account directory the configuration asks for: AWS Organizations
-    /// for names when `VIGIL_ORGANIZATIONS_LOOKUP` is on, and for OUs when
-    /// the routing table routes by OU. None: configuration names only.
-    pub fn account_directory(
-        &self,
-        sdk: &aws_config::SdkConfig,
-    ) -> Option<std::sync::Arc<dyn crate::accounts::AccountDirectory>> {
-        let wants = crate::accounts::LookupWants {
-            names: self.organizations_lookup,
-            units: self.routes.uses_units(),
-        };
-        (wants.names || wants.units).then(|| {
-            std::sync::Arc::new(crate::accounts::Organizations::new(sdk, wants))
-                as std::sync::Arc<dyn crate::accounts::AccountDirectory>
-        })
-    }
-
     /// Sources whose findings, arriving through Security Hub, are kept without
     /// alerting because Vigil alerts on their direct events.
     pub fn securityhub_skip_sources(&self) -> Vec<crate::model::Source> {

@@ -35,8 +35,9 @@ pub struct TraceContext {
 /// Gives the current trace context; set by the telemetry module.
 pub type TraceContextFn = Arc<dyn Fn() -> Option<TraceContext> + Send + Sync>;
 
-/// Sees each event's outcome and processing time, inside the event's
-/// `metrics` span; set by the telemetry module to record metrics.
+/// Sees each event's outcome and processing time, inside the event's span
+/// (so it can record an error on it); set by the telemetry module to record
+/// the exception and the metrics.
 pub type EventObserverFn =
     Arc<dyn Fn(Result<&EventReport, &PipelineError>, Duration) + Send + Sync>;
 
@@ -131,6 +132,17 @@ pub enum PipelineError {
         first: SinkError,
         report: Box<EventReport>,
     },
+}
+
+impl PipelineError {
+    /// The kind of failure, for logs and metrics (`error_kind`): bad input
+    /// goes to the dead-letter queue as it is; a delivery failure is retried.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PipelineError::Source(_) | PipelineError::NotAccepted { .. } => "bad_input",
+            PipelineError::Delivery { .. } => "delivery",
+        }
+    }
 }
 
 /// The configured pipeline.
@@ -294,24 +306,15 @@ impl Pipeline {
             vigil.rule = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = async {
+        async {
             let result = self.process_in_span(event).await;
             if let Some(observe) = &self.observer {
-                let _metrics = info_span!("metrics").entered();
                 observe(result.as_ref(), started.elapsed());
             }
             result
         }
-        .instrument(span.clone())
-        .await;
-        if let Err(e) = &result {
-            crate::telemetry::traces::record_exception(
-                &span,
-                crate::telemetry::metrics::error_kind(e),
-                &e.to_string(),
-            );
-        }
-        result
+        .instrument(span)
+        .await
     }
 
     async fn process_in_span(&self, event: &Value) -> Result<EventReport, PipelineError> {

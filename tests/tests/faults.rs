@@ -142,7 +142,7 @@ async fn sns_unreachable_fails_the_invocation_and_the_retry_after_recovery_alert
     let event = gd_event("evt-sns-down", "f-sns-down", "i-sns-down", 8.0, 1);
 
     // SNS unreachable: the invocation fails and nothing is marked complete.
-    let broken = app::pipeline_builder(&cfg, None)
+    let broken = app::pipeline_builder(&cfg, &Default::default(), None)
         .sink(sns_sink(&sdk, &closed_port(), &topic, 1))
         .accept(&[Source::GuardDuty])
         .dedup(Dedup::from_settings(&cfg.dedup, &sdk))
@@ -153,7 +153,7 @@ async fn sns_unreachable_fails_the_invocation_and_the_retry_after_recovery_alert
 
     // After recovery, the retry (same event id) alerts once, and a further
     // duplicate delivery gets the stored result and alerts nothing.
-    let fixed = app::function_pipeline(&cfg, &sdk, &[Source::GuardDuty], None);
+    let fixed = app::function_pipeline(&cfg, &Default::default(), &sdk, &[Source::GuardDuty], None);
     let out = app::handle_event(&fixed, event.clone()).await.unwrap();
     assert_eq!(out["alerts"], 1, "{out}");
     assert_eq!(
@@ -294,7 +294,7 @@ async fn sns_throttling_and_5xx_are_retried_and_delivered_once() {
     let flaky = flaky_sns(&endpoint, failures);
     let cfg = config(&topic, DedupSettings::default());
     // The SDK's own retries (3 attempts) and the sink's (3) both apply.
-    let pipeline = app::pipeline_builder(&cfg, None)
+    let pipeline = app::pipeline_builder(&cfg, &Default::default(), None)
         .sink(sns_sink(&sdk, &flaky.url, &topic, 3))
         .accept(&[Source::GuardDuty])
         .build();
@@ -326,7 +326,7 @@ async fn dynamodb_unreachable_fails_open_and_the_alert_arrives() {
         .await
         .unwrap();
     let cfg = config(&topic, DedupSettings::default());
-    let pipeline = app::pipeline_builder(&cfg, Some(&sdk))
+    let pipeline = app::pipeline_builder(&cfg, &Default::default(), Some(&sdk))
         .accept(&[Source::GuardDuty])
         .dedup(unreachable_dedup(&sdk, &cfg.dedup))
         .build();
@@ -360,7 +360,8 @@ async fn duplicate_deliveries_of_one_event_id_alert_once() {
         ..DedupSettings::default()
     };
     let cfg = config(&topic, settings);
-    let pipeline = app::function_pipeline(&cfg, &sdk, &[Source::GuardDuty], None);
+    let pipeline =
+        app::function_pipeline(&cfg, &Default::default(), &sdk, &[Source::GuardDuty], None);
     let event = gd_event("evt-dup", "f-dup", "i-dup", 8.0, 1);
     // Two deliveries at once: one runs, the other is told to retry later
     // (or, if the first finished already, gets its result).
@@ -401,7 +402,7 @@ async fn repeats_alert_once_per_window_and_the_next_alert_carries_the_count() {
     };
     let cfg = config(&topic, settings);
     let clock = Clock::manual(T0);
-    let pipeline = app::pipeline_builder(&cfg, Some(&sdk))
+    let pipeline = app::pipeline_builder(&cfg, &Default::default(), Some(&sdk))
         .accept(&[Source::GuardDuty])
         .dedup(Dedup::from_settings(&cfg.dedup, &sdk).with_clock(clock.clone()))
         .build();
@@ -519,7 +520,7 @@ async fn a_10000_finding_storm_sends_the_threshold_then_summaries_and_loses_no_c
     // findings fast (the DynamoDB store runs the smaller storm below).
     let dedup =
         Dedup::new(&cfg.dedup, Some(Arc::new(MemoryStore::new())), None).with_clock(clock.clone());
-    let pipeline = app::pipeline_builder(&cfg, Some(&sdk))
+    let pipeline = app::pipeline_builder(&cfg, &Default::default(), Some(&sdk))
         .accept(&[Source::GuardDuty])
         .dedup(dedup)
         .build();
@@ -584,7 +585,7 @@ async fn a_storm_over_dynamodb_is_summarized_the_same_way() {
     };
     let cfg = config(&topic, settings);
     let clock = Clock::manual(T0);
-    let pipeline = app::pipeline_builder(&cfg, Some(&sdk))
+    let pipeline = app::pipeline_builder(&cfg, &Default::default(), Some(&sdk))
         .accept(&[Source::GuardDuty])
         .dedup(Dedup::from_settings(&cfg.dedup, &sdk).with_clock(clock.clone()))
         .build();

@@ -25,7 +25,13 @@ async fn every_guardduty_sample_reaches_an_sqs_subscriber_as_a_well_formed_alert
         min_severity: Severity::Informational,
         ..Config::default()
     };
-    let pipeline = app::function_pipeline(&config, &sdk, &[Source::GuardDuty], None);
+    let pipeline = app::function_pipeline(
+        &config,
+        &Default::default(),
+        &sdk,
+        &[Source::GuardDuty],
+        None,
+    );
 
     let events = events_in(&sample_dir("guardduty", "guardduty"));
     assert!(!events.is_empty(), "no GuardDuty samples found");
@@ -94,7 +100,13 @@ async fn severity_threshold_and_samples_gate_what_is_published() {
         min_severity: Severity::High,
         ..Config::default()
     };
-    let pipeline = app::function_pipeline(&config, &sdk, &[Source::GuardDuty], None);
+    let pipeline = app::function_pipeline(
+        &config,
+        &Default::default(),
+        &sdk,
+        &[Source::GuardDuty],
+        None,
+    );
     // The project's own samples: one CRITICAL, four HIGH, one MEDIUM, one LOW, none a sample.
     let events = events_in(&vigil_e2e::project_root().join("examples/events/guardduty"));
     let mut alerts = 0;
@@ -122,7 +134,13 @@ async fn not_a_guardduty_event_fails_the_invocation_with_a_clear_error() {
         return;
     }
     let sdk = sdk().await;
-    let pipeline = app::function_pipeline(&Config::default(), &sdk, &[Source::GuardDuty], None);
+    let pipeline = app::function_pipeline(
+        &Config::default(),
+        &Default::default(),
+        &sdk,
+        &[Source::GuardDuty],
+        None,
+    );
     let ec2 = serde_json::json!({"version":"0","id":"x","detail-type":"EC2 Instance State-change Notification",
         "source":"aws.ec2","account":"1","time":"2026-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}});
     let err = app::handle_event(&pipeline, ec2).await.unwrap_err();

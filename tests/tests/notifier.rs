@@ -816,7 +816,7 @@ async fn a_guardduty_finding_travels_from_the_pipeline_through_sns_to_slack() {
         aws_trace_header:
             "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1".into(),
     };
-    let pipeline = vigil::app::pipeline_builder(&config, Some(&sdk))
+    let pipeline = vigil::app::pipeline_builder(&config, &Default::default(), Some(&sdk))
         .trace_context(Arc::new(move || Some(trace.clone())))
         .build();
     let events = vigil_e2e::events_in(&vigil_e2e::sample_dir("guardduty", "guardduty"));

@@ -118,7 +118,7 @@ async fn alerts_take_the_route_of_the_ou_above_their_account_and_carry_its_name(
         .unwrap();
 
     let (topic_arn, queue_url) = topic_with_queue(&sdk, &unique("routing")).await.unwrap();
-    let mut config = vigil::Config::from_lookup(|name| match name {
+    let config = vigil::Config::from_lookup(|name| match name {
         "VIGIL_TOPIC_ARN" => Some(topic_arn.clone()),
         "VIGIL_ROUTES_SSM_PARAMETER" => Some(parameter.clone()),
         "VIGIL_ORGANIZATIONS_LOOKUP" => Some("true".into()),
@@ -127,9 +127,10 @@ async fn alerts_take_the_route_of_the_ou_above_their_account_and_carry_its_name(
         _ => None,
     })
     .unwrap();
-    config.load_routes(Some(&sdk)).await.unwrap();
-    assert!(config.routes.uses_units());
-    let pipeline = vigil::app::function_pipeline(&config, &sdk, &[Source::GuardDuty], None);
+    let loaded = vigil::app::Loaded::load(&config, Some(&sdk)).await.unwrap();
+    assert!(loaded.routes.uses_units());
+    let pipeline =
+        vigil::app::function_pipeline(&config, &loaded, &sdk, &[Source::GuardDuty], None);
 
     for account in [&pay_account, &web_account] {
         let report = pipeline
@@ -219,7 +220,7 @@ async fn a_denied_or_unknown_account_still_alerts_with_its_id_on_the_default_rou
     let (topic_arn, queue_url) = topic_with_queue(&sdk, &unique("routing-unknown"))
         .await
         .unwrap();
-    let mut config = vigil::Config::from_lookup(|name| match name {
+    let config = vigil::Config::from_lookup(|name| match name {
         "VIGIL_TOPIC_ARN" => Some(topic_arn.clone()),
         "VIGIL_ORGANIZATIONS_LOOKUP" => Some("true".into()),
         "VIGIL_ALERT_SAMPLES" => Some("true".into()),
@@ -227,12 +228,15 @@ async fn a_denied_or_unknown_account_still_alerts_with_its_id_on_the_default_rou
         _ => None,
     })
     .unwrap();
-    config.routes = vigil::route::RoutingTable::parse(
-        "routes: [{name: payments, ou: Payments, slack_channel: '#pay'}]",
-        "test",
-    )
-    .unwrap();
-    let pipeline = vigil::app::function_pipeline(&config, &sdk, &[Source::GuardDuty], None);
+    let loaded = vigil::app::Loaded {
+        routes: vigil::route::RoutingTable::parse(
+            "routes: [{name: payments, ou: Payments, slack_channel: '#pay'}]",
+            "test",
+        )
+        .unwrap(),
+    };
+    let pipeline =
+        vigil::app::function_pipeline(&config, &loaded, &sdk, &[Source::GuardDuty], None);
     // Not a member of the organization: Organizations answers
     // AccountNotFoundException, and the alert must still go out.
     let report = pipeline

@@ -1169,7 +1169,11 @@ async fn the_sns_alert_carries_the_trace_to_its_subscribers() {
     };
     let p = s
         .telemetry
-        .instrument(app::pipeline_builder(&config, Some(&sdk)))
+        .instrument(app::pipeline_builder(
+            &config,
+            &Default::default(),
+            Some(&sdk),
+        ))
         .accept(&[Source::GuardDuty])
         .build();
     let (header, root, _) = xray_header(1);

@@ -141,8 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.dedup.suppressions = vigil::dedup::rules::load(&config.dedup, sdk.as_ref())
                 .await
                 .context("loading suppression rules")?;
-            config
-                .load_routes(sdk.as_ref())
+            let loaded = app::Loaded::load(&config, sdk.as_ref())
                 .await
                 .context("loading the routing table")?;
             // Replay never uses idempotency: a replayed event should run.
@@ -158,10 +157,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // (bundled, plus VIGIL_RULES_DIR).
             let rules =
                 vigil::detect::RuleSet::from_config(&config).context("loading detection rules")?;
-            let mut builder = app::pipeline_builder(&config, sdk.as_ref())
+            let mut builder = app::pipeline_builder(&config, &loaded, sdk.as_ref())
                 .dedup(dedup)
                 .detector(std::sync::Arc::new(rules));
-            if let Some(directory) = sdk.as_ref().and_then(|s| config.account_directory(s)) {
+            if let Some(directory) = sdk
+                .as_ref()
+                .and_then(|s| loaded.account_directory(&config, s))
+            {
                 builder = builder.accounts(directory);
             }
             builder = if quiet {

@@ -529,10 +529,15 @@ impl Telemetry {
             .observer(self.observer())
     }
 
-    /// Records each event's metrics from its report or error.
+    /// Records each event's failure on its span, and its metrics (in a
+    /// `metrics` span) from its report or error.
     pub fn observer(&self) -> EventObserverFn {
         let inner = self.inner.clone();
         Arc::new(move |outcome, elapsed| {
+            if let Err(e) = outcome {
+                record_exception(&tracing::Span::current(), e.kind(), &e.to_string());
+            }
+            let _metrics = tracing::info_span!("metrics").entered();
             let trace = current_trace_context();
             for r in inner.recorder.event(outcome, elapsed, trace.as_ref()) {
                 inner.metrics.record(r);

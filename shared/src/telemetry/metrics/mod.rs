@@ -298,7 +298,7 @@ impl Recorder {
         }
         if let Err(e) = outcome {
             event = event
-                .property("error_kind", error_kind(e))
+                .property("error_kind", e.kind())
                 .property("error", e.to_string());
         }
         out.push(with_trace(event, trace));
@@ -385,13 +385,6 @@ fn with_trace(r: MetricRecord, trace: Option<&TraceContext>) -> MetricRecord {
 }
 
 /// The kind of a pipeline error, as logs and metrics name it.
-pub fn error_kind(e: &PipelineError) -> &'static str {
-    match e {
-        PipelineError::Source(_) | PipelineError::NotAccepted { .. } => "bad_input",
-        PipelineError::Delivery { .. } => "delivery",
-    }
-}
-
 fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
