@@ -319,30 +319,7 @@ impl Pipeline {
 
     async fn process_in_span(&self, event: &Value) -> Result<EventReport, PipelineError> {
         let current = tracing::Span::current();
-        let (source, event_id, findings) = {
-            let _parse = info_span!("parse").entered();
-            let parsed = sources::classify(event)?;
-            current.record("vigil.source", parsed.source().as_str());
-            if let Some(id) = parsed.event_id() {
-                current.record("vigil.event_id", id);
-            }
-            if let Some(accepted) = &self.accepted {
-                if !accepted.contains(&parsed.source()) {
-                    return Err(PipelineError::NotAccepted {
-                        accepted: accepted
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        got: parsed.source(),
-                    });
-                }
-            }
-            let source = parsed.source();
-            let event_id = parsed.event_id().map(str::to_string);
-            (source, event_id, self.findings(parsed)?)
-        };
-
+        let (source, event_id, findings) = self.parse(event, &current)?;
         let mut report = EventReport {
             source,
             event_id,
@@ -353,49 +330,12 @@ impl Pipeline {
         let trace = self.trace_context.as_ref().and_then(|f| f());
         let mut dedup = self.dedup.session();
         for mut finding in findings {
-            {
-                let enrich = info_span!(
-                    "enrich",
-                    vigil.finding_id = %finding.id,
-                    vigil.finding_type = tracing::field::Empty,
-                    vigil.severity = tracing::field::Empty,
-                    vigil.account = tracing::field::Empty,
-                    vigil.rule = tracing::field::Empty,
-                );
-                let _enrich = enrich.enter();
-                self.enricher.enrich(&mut finding);
-                record_finding(&enrich, &finding);
-                if let Some(t) = &trace {
-                    finding.trace = Some(t.ids.clone());
-                    finding.links.trace = self.trace_link(&t.ids, &finding.region);
-                }
-            }
+            self.enrich(&mut finding, trace.as_ref());
             let account = self.look_up_account(&mut finding).await;
-            let decision = match self.gate(&finding) {
-                Some(skip) => skip,
-                None => match dedup.admit(&finding).await {
-                    Admission::Alert { suppressed_repeats } => {
-                        let route = self.routes.as_ref().map(|t| t.route(&finding, &account));
-                        let d = self
-                            .alert(&finding, trace.as_ref(), suppressed_repeats, route)
-                            .await;
-                        dedup.settle(&finding, d.alerted()).await;
-                        d
-                    }
-                    Admission::Skip(d) => d,
-                },
-            };
-            tracing::info!(
-                vigil.finding_id = %finding.id,
-                vigil.finding_type = %finding.type_or_rule(),
-                vigil.severity = finding.severity.as_str(),
-                vigil.account = %finding.account_id,
-                vigil.region = %finding.region,
-                vigil.fingerprint = %finding.fingerprint,
-                vigil.decision = decision_name(&decision),
-                "finding {}",
-                decision_name(&decision)
-            );
+            let decision = self
+                .decide(&mut dedup, &finding, &account, trace.as_ref())
+                .await;
+            log_decision(&finding, &decision);
             report.findings.push(Processed { finding, decision });
         }
         let due = dedup.finish().await;
@@ -406,28 +346,78 @@ impl Pipeline {
         if let Some(top) = report.findings.iter().max_by_key(|p| p.finding.severity) {
             record_finding(&current, &top.finding);
         }
+        fail_on_undelivered(report)
+    }
 
-        let failed: Vec<&Processed> = report
-            .findings
-            .iter()
-            .chain(&report.summaries)
-            .filter(|p| matches!(p.decision, Decision::Failed(_)))
-            .collect();
-        if let Some(first) = failed.first() {
-            let Decision::Failed(message) = &first.decision else {
-                unreachable!("filtered on Failed")
-            };
-            return Err(PipelineError::Delivery {
-                failed: failed.len(),
-                total: report.findings.len(),
-                first: SinkError::Transient {
-                    sink: "alert",
-                    message: message.clone(),
-                },
-                report: Box::new(report),
-            });
+    /// Classifies the event (recording its source and id on the event span),
+    /// refuses sources this pipeline does not take, and parses it.
+    fn parse(
+        &self,
+        event: &Value,
+        current: &tracing::Span,
+    ) -> Result<(Source, Option<String>, Vec<Finding>), PipelineError> {
+        let _parse = info_span!("parse").entered();
+        let parsed = sources::classify(event)?;
+        let source = parsed.source();
+        current.record("vigil.source", source.as_str());
+        if let Some(id) = parsed.event_id() {
+            current.record("vigil.event_id", id);
         }
-        Ok(report)
+        if let Some(accepted) = &self.accepted {
+            if !accepted.contains(&source) {
+                return Err(PipelineError::NotAccepted {
+                    accepted: accepted
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    got: source,
+                });
+            }
+        }
+        let event_id = parsed.event_id().map(str::to_string);
+        Ok((source, event_id, self.findings(parsed)?))
+    }
+
+    /// Account names, then the trace the alert will link to.
+    fn enrich(&self, finding: &mut Finding, trace: Option<&TraceContext>) {
+        let enrich = info_span!(
+            "enrich",
+            vigil.finding_id = %finding.id,
+            vigil.finding_type = tracing::field::Empty,
+            vigil.severity = tracing::field::Empty,
+            vigil.account = tracing::field::Empty,
+            vigil.rule = tracing::field::Empty,
+        );
+        let _enrich = enrich.enter();
+        self.enricher.enrich(finding);
+        record_finding(&enrich, finding);
+        if let Some(t) = trace {
+            finding.trace = Some(t.ids.clone());
+            finding.links.trace = self.trace_link(&t.ids, &finding.region);
+        }
+    }
+
+    /// The gate, then dedup, then (when admitted) the alert on its route.
+    async fn decide(
+        &self,
+        dedup: &mut EventSession<'_>,
+        finding: &Finding,
+        account: &AccountInfo,
+        trace: Option<&TraceContext>,
+    ) -> Decision {
+        if let Some(skip) = self.gate(finding) {
+            return skip;
+        }
+        match dedup.admit(finding).await {
+            Admission::Alert { suppressed_repeats } => {
+                let route = self.routes.as_ref().map(|t| t.route(finding, account));
+                let d = self.alert(finding, trace, suppressed_repeats, route).await;
+                dedup.settle(finding, d.alerted()).await;
+                d
+            }
+            Admission::Skip(d) => d,
+        }
     }
 
     /// Parse (and for CloudTrail, detect) into findings.
@@ -541,6 +531,48 @@ impl Pipeline {
                 .replace("{region}", region),
         )
     }
+}
+
+/// The finding's log line: what was decided, with the fields a responder
+/// searches by.
+fn log_decision(finding: &Finding, decision: &Decision) {
+    tracing::info!(
+        vigil.finding_id = %finding.id,
+        vigil.finding_type = %finding.type_or_rule(),
+        vigil.severity = finding.severity.as_str(),
+        vigil.account = %finding.account_id,
+        vigil.region = %finding.region,
+        vigil.fingerprint = %finding.fingerprint,
+        vigil.decision = decision_name(decision),
+        "finding {}",
+        decision_name(decision)
+    );
+}
+
+/// The report, or a delivery error carrying it when any alert (finding or
+/// storm summary) was not delivered, so the event is retried.
+fn fail_on_undelivered(report: EventReport) -> Result<EventReport, PipelineError> {
+    let failed: Vec<&Processed> = report
+        .findings
+        .iter()
+        .chain(&report.summaries)
+        .filter(|p| matches!(p.decision, Decision::Failed(_)))
+        .collect();
+    let Some(first) = failed.first() else {
+        return Ok(report);
+    };
+    let Decision::Failed(message) = &first.decision else {
+        unreachable!("filtered on Failed")
+    };
+    Err(PipelineError::Delivery {
+        failed: failed.len(),
+        total: report.findings.len(),
+        first: SinkError::Transient {
+            sink: "alert",
+            message: message.clone(),
+        },
+        report: Box::new(report),
+    })
 }
 
 /// Puts a finding's key fields on a span that declared them.

@@ -547,7 +547,7 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
     assert_eq!(out["alerts"], 1);
 
     // The trace is the Lambda's X-Ray trace, whatever its Sampled flag said.
-    let trace_hex = root.replace("1-", "").replace('-', "");
+    let trace_hex = root.strip_prefix("1-").unwrap().replace('-', "");
     assert_eq!(trace_hex.len(), 32);
 
     // What the exporter sent: OTLP/HTTP protobuf to /v1/traces, with the header.
@@ -1190,7 +1190,7 @@ async fn the_sns_alert_carries_the_trace_to_its_subscribers() {
         .unwrap();
     assert_eq!(messages.len(), 1);
     let n = &messages[0];
-    let trace_hex = root.replace("1-", "").replace('-', "");
+    let trace_hex = root.strip_prefix("1-").unwrap().replace('-', "");
     let attrs = &n["MessageAttributes"];
     let tp = attrs["traceparent"]["Value"]
         .as_str()
