@@ -7,6 +7,15 @@ export SAM_CLI_TELEMETRY=0
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
+echo "==> the code reads one way (docs/architecture.md)"
+python3 scripts/check_architecture.py
+# The detection crate stays free of the AWS SDK, so a rule edit rebuilds
+# only it and its tests run in seconds.
+if sdk=$(cargo tree -p vigil-detect -e normal,build,dev --prefix none | grep '^aws-sdk-'); then
+  echo "vigil-detect depends on the AWS SDK: $sdk" >&2
+  exit 1
+fi
+
 ensure_venv
 trap stop_moto EXIT
 start_moto
