@@ -6,10 +6,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::input;
-use crate::logfile::EventStream;
 use crate::model::Severity;
 use crate::pipeline::{decision_name, EventReport, Pipeline, PipelineError};
+use crate::sources::log_file::{input, EventStream};
 
 /// Counts over a whole replay.
 #[derive(Debug, Default, Clone)]
@@ -194,7 +193,7 @@ impl StatusLine {
 }
 
 /// Replays every event under `paths`. An event that fails is counted and
-/// reported; the replay goes on. Files are streamed ([`crate::logfile`]), so
+/// reported; the replay goes on. Files are streamed ([`crate::sources::log_file`]), so
 /// a multi-gigabyte log file replays in flat memory. `progress` is told
 /// every [`PROGRESS_EVERY`] events and after each file.
 pub async fn replay(
