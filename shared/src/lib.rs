@@ -21,7 +21,6 @@ pub mod notify;
 pub mod ocsf;
 pub mod pipeline;
 pub mod render;
-pub mod replay;
 pub mod route;
 pub mod sinks;
 pub mod sources;
