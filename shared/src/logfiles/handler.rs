@@ -44,7 +44,7 @@ pub(super) async fn handle_batch<F: LogFiles>(
 
 /// Handles one Lambda invocation with telemetry: the invocation span (X-Ray
 /// parent, `faas.*` attributes, the message id as correlation id when the
-/// batch has one message), [`handle_batch`] inside it, then spans and
+/// batch has one message), `handle_batch` inside it, then spans and
 /// metrics flushed before returning.
 pub async fn handle_invocation<F: LogFiles>(
     telemetry: &Telemetry,

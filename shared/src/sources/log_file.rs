@@ -7,7 +7,7 @@
 //! `Records` array and hands over each record as soon as it is parsed),
 //! through a bounded channel to the async side ([`EventStream`]). Its
 //! consumer (the pipeline, in [`crate::logfiles`] and `vigil replay`) works
-//! while the next records are parsed, and at most [`CHANNEL_CAPACITY`]
+//! while the next records are parsed, and at most `CHANNEL_CAPACITY`
 //! records are in flight.
 //!
 //! [`input`] reads the same forms whole, from files and folders.
