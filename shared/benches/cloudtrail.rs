@@ -14,7 +14,7 @@
 //!   rules loaded beside the bundled ones (`../shared/events/sigma/aws_cloudtrail`,
 //!   when present).
 //! - `stream_detect_log_file` / `stream_detect_log_file_gzip`: the whole log
-//!   file through `vigil::logfile::stream_events` (the streaming reader the
+//!   file through `vigil::sources::log_file::stream_events` (the streaming reader the
 //!   Lambda and `vigil replay` use) and the rules, plain and gzip.
 //!
 //! Run: `cargo bench -p vigil --bench cloudtrail`.
@@ -29,7 +29,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
 use vigil::detect::{Detector, RuleMeta, RuleSet, RuleSource};
-use vigil::logfile::stream_events;
+use vigil::sources::log_file::stream_events;
 
 const RECORDS: usize = 20_000;
 const SEED: u64 = 0x5eed_c10d_7a11;

@@ -17,6 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
 use vigil::render::{self, Alert};
 use vigil::sinks::{AlertSink, Delivery, SinkFuture};
+use vigil::sources::log_file::input;
 use vigil::sources::{guardduty, Envelope};
 use vigil::{Config, Pipeline, Severity, Source};
 
@@ -41,10 +42,10 @@ impl AlertSink for Discard {
 
 fn samples() -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events/guardduty");
-    let files = vigil::input::files(&[dir]).expect("samples readable");
+    let files = input::files(&[dir]).expect("samples readable");
     files
         .iter()
-        .flat_map(|f| vigil::input::read_events(f).expect("samples parse"))
+        .flat_map(|f| input::read_events(f).expect("samples parse"))
         .collect()
 }
 

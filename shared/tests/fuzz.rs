@@ -17,8 +17,9 @@ use vigil::detect::{Detector, RuleMeta, RuleSet, RuleSource};
 use vigil::model::{Finding, Severity};
 use vigil::render::{self, Alert};
 use vigil::sinks::MemorySink;
+use vigil::sources::log_file::input;
 use vigil::sources::{self, Envelope, SourceEvent};
-use vigil::{input, Config, Pipeline};
+use vigil::{Config, Pipeline};
 
 const GUARDDUTY: &[&str] = &[
     include_str!("../../examples/events/guardduty/attack-sequence-s3-critical.json"),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
+use vigil::sources::log_file::input;
 
 /// The project root (the workspace).
 pub fn project_root() -> PathBuf {
@@ -157,11 +158,11 @@ pub async fn drain(
 
 /// Every event in the files under `dir`, with the file it came from.
 pub fn events_in(dir: &Path) -> Vec<(PathBuf, Value)> {
-    let files = vigil::input::files(&[dir.to_path_buf()]).expect("sample folder readable");
+    let files = input::files(&[dir.to_path_buf()]).expect("sample folder readable");
     files
         .into_iter()
         .flat_map(|f| {
-            let events = vigil::input::read_events(&f).unwrap_or_else(|e| panic!("{e}"));
+            let events = input::read_events(&f).unwrap_or_else(|e| panic!("{e}"));
             events.into_iter().map(move |e| (f.clone(), e))
         })
         .collect()

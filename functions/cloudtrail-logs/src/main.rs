@@ -4,7 +4,7 @@
 //! Triggered by an SQS queue fed with the bucket's object-created
 //! notifications (direct, through SNS, or through EventBridge: see
 //! the README section "CloudTrail log files"). Each file is streamed from S3 and decoded one
-//! record at a time (`vigil::logfile`); a message whose file fails is
+//! record at a time (`vigil::sources::log_file`); a message whose file fails is
 //! reported in `batchItemFailures`, alone.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use vigil::app::{self, FunctionSpec, StartupError};
 use vigil::detect::{Detector, RuleSet};
-use vigil::logfile::{self, S3LogFiles};
+use vigil::logfiles::{self, S3LogFiles};
 use vigil::Source;
 
 #[tokio::main]
@@ -30,7 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let files = S3LogFiles::new(aws_sdk_s3::Client::new(&function.sdk));
     let (function, files) = (&function, &files);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        logfile::handle_invocation(&function.telemetry, &function.pipeline, files, event)
+        logfiles::handle_invocation(&function.telemetry, &function.pipeline, files, event)
             .await
             .map_err(lambda_runtime::Error::from)
     }))

@@ -14,6 +14,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 use vigil::detect::{RuleSet, RuleSource};
 use vigil::sinks::MemorySink;
+use vigil::sources::log_file::input;
 use vigil::{Config, Pipeline, Source};
 use vigil_e2e::{
     drain, moto_endpoint, sdk, shared_events, topic_with_queue, unique, LambdaFunction,
@@ -64,8 +65,8 @@ fn records() -> Vec<Value> {
         let Some(dir) = shared_events(sub) else {
             continue;
         };
-        for f in vigil::input::files(&[dir]).unwrap() {
-            for e in vigil::input::read_events(&f).unwrap() {
+        for f in input::files(&[dir]).unwrap() {
+            for e in input::read_events(&f).unwrap() {
                 let r = if e.get("detail-type").is_some() {
                     e["detail"].clone()
                 } else {

@@ -103,6 +103,13 @@ fn links(a: &AlertView) -> Vec<Value> {
     out
 }
 
+/// The first `take` of `items`, each on one line of at most `max`
+/// characters, comma-separated; `None` when there are none.
+fn joined<'a>(items: impl Iterator<Item = &'a str>, take: usize, max: usize) -> Option<String> {
+    let parts: Vec<String> = items.take(take).map(|s| one_line(s, max)).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 fn custom_details(a: &AlertView) -> Value {
     let mut d = Map::new();
     let mut put = |k: &str, v: Option<String>| {
@@ -143,36 +150,15 @@ fn custom_details(a: &AlertView) -> Value {
     );
     put(
         "resources",
-        (!a.resources.is_empty()).then(|| {
-            a.resources
-                .iter()
-                .take(10)
-                .map(|r| one_line(&r.uid, 300))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
+        joined(a.resources.iter().map(|r| r.uid.as_str()), 10, 300),
     );
     put(
         "attack_tactics",
-        (!a.tactics.is_empty()).then(|| {
-            a.tactics
-                .iter()
-                .take(14)
-                .map(|t| one_line(&t.uid, 20))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
+        joined(a.tactics.iter().map(|t| t.uid.as_str()), 14, 20),
     );
     put(
         "attack_techniques",
-        (!a.techniques.is_empty()).then(|| {
-            a.techniques
-                .iter()
-                .take(20)
-                .map(|t| one_line(t, 20))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
+        joined(a.techniques.iter().map(String::as_str), 20, 20),
     );
     put("count", Some(a.times_seen().to_string()));
     put("trace_id", a.trace_id.as_deref().map(|s| one_line(s, 64)));

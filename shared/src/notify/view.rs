@@ -60,6 +60,18 @@ pub struct ActorView {
 }
 
 impl ActorView {
+    /// Reads an OCSF `actor` object.
+    fn read(a: &Value) -> ActorView {
+        let u = |p: &[&str]| json::string(a, p);
+        ActorView {
+            name: u(&["user", "name"]),
+            uid: u(&["user", "uid"]),
+            kind: u(&["user", "type"]),
+            mfa: json::boolean(a, &["session", "is_mfa"]),
+            access_key_id: u(&["user", "credential_uid"]),
+        }
+    }
+
     /// The shortest name a person recognises.
     pub fn display_name(&self) -> Option<&str> {
         self.name.as_deref().or(self.uid.as_deref())
@@ -76,6 +88,24 @@ pub struct EndpointView {
     pub city: Option<String>,
     pub asn: Option<String>,
     pub org: Option<String>,
+}
+
+impl EndpointView {
+    /// Reads an OCSF network endpoint (`src_endpoint`).
+    fn read(e: &Value) -> EndpointView {
+        let g = |p: &[&str]| json::string(e, p);
+        EndpointView {
+            ip: g(&["ip"]),
+            port: json::number(e, &["port"])
+                .filter(|p| (0.0..=65535.0).contains(p))
+                .map(|p| p as u64),
+            domain: g(&["domain"]),
+            country: g(&["location", "country"]),
+            city: g(&["location", "city"]),
+            asn: g(&["autonomous_system", "number"]),
+            org: g(&["autonomous_system", "name"]),
+        }
+    }
 }
 
 /// An ATT&CK tactic as the alert names it (`TA0006`, "Credential Access").
@@ -144,119 +174,27 @@ impl AlertView {
 
     /// Reads an OCSF Detection Finding as [`crate::ocsf::to_ocsf`] writes it.
     pub fn from_ocsf(v: &Value) -> Result<AlertView, ViewError> {
-        if !v.is_object() {
-            return Err(ViewError::NotAFinding("not a JSON object"));
-        }
-        match json::number(v, &["class_uid"]) {
-            Some(c) if c as u32 == ocsf::CLASS_UID => {}
-            Some(_) => return Err(ViewError::NotAFinding("class_uid is not 2004")),
-            None => return Err(ViewError::NotAFinding("no class_uid")),
-        }
+        check_class(v)?;
         let s = |p: &[&str]| json::string(v, p);
         let finding_id =
             s(&["finding_info", "uid"]).ok_or(ViewError::NotAFinding("no finding_info.uid"))?;
         let fingerprint = s(&["metadata", "correlation_uid"]).unwrap_or_else(|| finding_id.clone());
-
-        let severity = json::number(v, &["severity_id"])
-            .filter(|n| *n >= 0.0)
-            .map(|n| ocsf::severity_from_id(n as u64))
-            .or_else(|| s(&["severity"]).and_then(|l| l.parse().ok()))
-            .unwrap_or(Severity::Informational);
-        let count = json::number(v, &["count"])
-            .filter(|n| *n >= 1.0)
-            .map_or(1, |n| n as u64);
-        let suppressed_repeats = json::number(v, &["unmapped", "vigil_suppressed_repeats"])
-            .filter(|n| *n >= 0.0)
-            .map(|n| n as u64);
-        let status_id = json::number(v, &["status_id"]).map(|n| n as i64);
-        let activity_id = json::number(v, &["activity_id"]).map(|n| n as i64);
-        let status = if status_id == Some(4) || activity_id == Some(3) {
-            AlertStatus::Resolved
-        } else if activity_id == Some(2) || count > 1 || suppressed_repeats.unwrap_or(0) > 0 {
-            AlertStatus::Repeat
-        } else {
-            AlertStatus::New
-        };
-
-        let resources = json::path(v, &["resources"])
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|r| {
-                        Some(ResourceView {
-                            uid: json::string(r, &["uid"])
-                                .or_else(|| json::string(r, &["name"]))?,
-                            kind: json::string(r, &["type"]),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-
-        let actor = json::path(v, &["actor"])
-            .filter(|a| a.is_object())
-            .map(|a| {
-                let u = |p: &[&str]| json::string(a, p);
-                ActorView {
-                    name: u(&["user", "name"]),
-                    uid: u(&["user", "uid"]),
-                    kind: u(&["user", "type"]),
-                    mfa: json::boolean(a, &["session", "is_mfa"]),
-                    access_key_id: u(&["user", "credential_uid"]),
-                }
-            });
-        let src_endpoint = json::path(v, &["src_endpoint"])
-            .filter(|e| e.is_object())
-            .map(|e| {
-                let g = |p: &[&str]| json::string(e, p);
-                EndpointView {
-                    ip: g(&["ip"]),
-                    port: json::number(e, &["port"])
-                        .filter(|p| (0.0..=65535.0).contains(p))
-                        .map(|p| p as u64),
-                    domain: g(&["domain"]),
-                    country: g(&["location", "country"]),
-                    city: g(&["location", "city"]),
-                    asn: g(&["autonomous_system", "number"]),
-                    org: g(&["autonomous_system", "name"]),
-                }
-            });
-
-        let mut tactics = Vec::new();
-        let mut techniques = Vec::new();
-        for attack in json::path(v, &["attacks"])
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(uid) = json::string(attack, &["tactic", "uid"]) {
-                tactics.push(TacticView {
-                    uid,
-                    name: json::string(attack, &["tactic", "name"]),
-                });
-            }
-            if let Some(uid) = json::string(attack, &["technique", "uid"]) {
-                techniques.push(uid);
-            }
-        }
-
+        let Seen {
+            count,
+            suppressed_repeats,
+            status,
+        } = Seen::read(v);
+        let (tactics, techniques) = read_attacks(v);
         Ok(AlertView {
             title: s(&["finding_info", "title"])
                 .or_else(|| s(&["message"]))
                 .unwrap_or_else(|| finding_id.clone()),
             description: s(&["finding_info", "desc"]).unwrap_or_default(),
-            finding_type: json::path(v, &["finding_info", "types"])
-                .and_then(Value::as_array)
-                .and_then(|t| t.first())
-                .and_then(|t| t.as_str())
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .or_else(|| s(&["finding_info", "analytic", "uid"])),
+            finding_type: read_finding_type(v),
             source: s(&["metadata", "product", "feature", "name"])
                 .or_else(|| s(&["unmapped", "vigil_source"])),
             product: s(&["finding_info", "product_uid"]),
-            severity,
+            severity: read_severity(v),
             source_severity: s(&["unmapped", "vigil_source_severity"]),
             status,
             count,
@@ -267,9 +205,13 @@ impl AlertView {
             account_id: s(&["cloud", "account", "uid"]),
             account_name: s(&["cloud", "account", "name"]),
             region: s(&["cloud", "region"]),
-            resources,
-            actor,
-            src_endpoint,
+            resources: read_resources(v),
+            actor: json::path(v, &["actor"])
+                .filter(|a| a.is_object())
+                .map(ActorView::read),
+            src_endpoint: json::path(v, &["src_endpoint"])
+                .filter(|e| e.is_object())
+                .map(EndpointView::read),
             user_agent: s(&["http_request", "user_agent"]),
             tactics,
             techniques,
@@ -327,6 +269,110 @@ impl AlertView {
             self.status = AlertStatus::Repeat;
         }
     }
+}
+
+/// An OCSF Detection Finding says so in `class_uid`.
+fn check_class(v: &Value) -> Result<(), ViewError> {
+    if !v.is_object() {
+        return Err(ViewError::NotAFinding("not a JSON object"));
+    }
+    match json::number(v, &["class_uid"]) {
+        Some(c) if c as u32 == ocsf::CLASS_UID => Ok(()),
+        Some(_) => Err(ViewError::NotAFinding("class_uid is not 2004")),
+        None => Err(ViewError::NotAFinding("no class_uid")),
+    }
+}
+
+/// `severity_id`, else the `severity` label, else informational.
+fn read_severity(v: &Value) -> Severity {
+    json::number(v, &["severity_id"])
+        .filter(|n| *n >= 0.0)
+        .map(|n| ocsf::severity_from_id(n as u64))
+        .or_else(|| json::string(v, &["severity"]).and_then(|l| l.parse().ok()))
+        .unwrap_or(Severity::Informational)
+}
+
+/// How often the finding has been seen, and so where it stands.
+struct Seen {
+    count: u64,
+    suppressed_repeats: Option<u64>,
+    status: AlertStatus,
+}
+
+impl Seen {
+    fn read(v: &Value) -> Seen {
+        let count = json::number(v, &["count"])
+            .filter(|n| *n >= 1.0)
+            .map_or(1, |n| n as u64);
+        let suppressed_repeats = json::number(v, &["unmapped", "vigil_suppressed_repeats"])
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64);
+        let status_id = json::number(v, &["status_id"]).map(|n| n as i64);
+        let activity_id = json::number(v, &["activity_id"]).map(|n| n as i64);
+        let status = if status_id == Some(4) || activity_id == Some(3) {
+            AlertStatus::Resolved
+        } else if activity_id == Some(2) || count > 1 || suppressed_repeats.unwrap_or(0) > 0 {
+            AlertStatus::Repeat
+        } else {
+            AlertStatus::New
+        };
+        Seen {
+            count,
+            suppressed_repeats,
+            status,
+        }
+    }
+}
+
+/// `finding_info.types[0]`, else the analytic (rule) uid.
+fn read_finding_type(v: &Value) -> Option<String> {
+    json::path(v, &["finding_info", "types"])
+        .and_then(Value::as_array)
+        .and_then(|t| t.first())
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .or_else(|| json::string(v, &["finding_info", "analytic", "uid"]))
+}
+
+/// The resources with a uid (or at least a name).
+fn read_resources(v: &Value) -> Vec<ResourceView> {
+    json::path(v, &["resources"])
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|r| {
+                    Some(ResourceView {
+                        uid: json::string(r, &["uid"]).or_else(|| json::string(r, &["name"]))?,
+                        kind: json::string(r, &["type"]),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ATT&CK tactics and technique ids of `attacks[]`.
+fn read_attacks(v: &Value) -> (Vec<TacticView>, Vec<String>) {
+    let mut tactics = Vec::new();
+    let mut techniques = Vec::new();
+    for attack in json::path(v, &["attacks"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(uid) = json::string(attack, &["tactic", "uid"]) {
+            tactics.push(TacticView {
+                uid,
+                name: json::string(attack, &["tactic", "name"]),
+            });
+        }
+        if let Some(uid) = json::string(attack, &["technique", "uid"]) {
+            techniques.push(uid);
+        }
+    }
+    (tactics, techniques)
 }
 
 /// Alerts for the notifier's unit tests: a typical one, and one with hostile

@@ -7,6 +7,7 @@
 
 pub mod cloudtrail;
 pub mod guardduty;
+pub mod log_file;
 pub mod macie;
 pub mod s3_notifications;
 pub mod securityhub;

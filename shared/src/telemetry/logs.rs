@@ -17,7 +17,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::{Event, Id, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, Scope};
 use tracing_subscriber::Layer;
 
 use super::{jsonw, xray};
@@ -209,49 +209,84 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = EventFields::default();
         event.record(&mut fields);
+        let lifted = Lifted::from_scope(ctx.event_scope(event));
+        let ids = SpanIds::current();
+        let line = self.render(
+            level_name(*event.metadata().level()),
+            &fields,
+            &lifted,
+            &ids,
+        );
+        self.output.write_line(&line);
+    }
+}
 
+impl Lifted {
+    /// The lifted fields of the spans around an event, innermost first: each
+    /// from the nearest span that has it (the event id stands in for a
+    /// missing correlation id).
+    fn from_scope<'a, S: LookupSpan<'a>>(scope: Option<Scope<'a, S>>) -> Lifted {
         let mut ctx_fields = Lifted::default();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope {
-                let ext = span.extensions();
-                let Some(l) = ext.get::<Lifted>() else {
-                    continue;
-                };
-                if ctx_fields.request_id.is_none() {
-                    ctx_fields.request_id.clone_from(&l.request_id);
-                }
-                if ctx_fields.cold_start.is_none() {
-                    ctx_fields.cold_start = l.cold_start;
-                }
-                if ctx_fields.correlation_id.is_none() {
-                    ctx_fields.correlation_id = l.correlation_id.clone().or(l.event_id.clone());
-                }
+        for span in scope.into_iter().flatten() {
+            let ext = span.extensions();
+            let Some(l) = ext.get::<Lifted>() else {
+                continue;
+            };
+            if ctx_fields.request_id.is_none() {
+                ctx_fields.request_id.clone_from(&l.request_id);
+            }
+            if ctx_fields.cold_start.is_none() {
+                ctx_fields.cold_start = l.cold_start;
+            }
+            if ctx_fields.correlation_id.is_none() {
+                ctx_fields.correlation_id = l.correlation_id.clone().or(l.event_id.clone());
             }
         }
+        ctx_fields
+    }
+}
 
-        // The ids of the innermost entered span: the OpenTelemetry layer
-        // activates each span's context on entry.
+/// The OpenTelemetry ids a line carries, when a span is current.
+#[derive(Default)]
+struct SpanIds {
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    xray_trace_id: Option<String>,
+}
+
+impl SpanIds {
+    /// The ids of the innermost entered span: the OpenTelemetry layer
+    /// activates each span's context on entry.
+    fn current() -> SpanIds {
         let otel = opentelemetry::Context::current();
         let span = otel.span();
         let sc = span.span_context();
-        let (trace_id, span_id, xray_id) = if sc.is_valid() {
-            (
-                Some(format!("{:032x}", sc.trace_id())),
-                Some(format!("{:016x}", sc.span_id())),
-                Some(xray::xray_trace_id(sc.trace_id())),
-            )
-        } else {
-            (None, None, None)
-        };
+        if !sc.is_valid() {
+            return SpanIds::default();
+        }
+        SpanIds {
+            trace_id: Some(format!("{:032x}", sc.trace_id())),
+            span_id: Some(format!("{:016x}", sc.span_id())),
+            xray_trace_id: Some(xray::xray_trace_id(sc.trace_id())),
+        }
+    }
+}
 
-        let level = match *event.metadata().level() {
-            tracing::Level::ERROR => "ERROR",
-            tracing::Level::WARN => "WARN",
-            tracing::Level::INFO => "INFO",
-            tracing::Level::DEBUG => "DEBUG",
-            tracing::Level::TRACE => "TRACE",
-        };
-        let cold_start = ctx_fields
+fn level_name(level: tracing::Level) -> &'static str {
+    match level {
+        tracing::Level::ERROR => "ERROR",
+        tracing::Level::WARN => "WARN",
+        tracing::Level::INFO => "INFO",
+        tracing::Level::DEBUG => "DEBUG",
+        tracing::Level::TRACE => "TRACE",
+    }
+}
+
+impl JsonLogLayer {
+    /// One log line: the [`LOG_KEYS`] in order, then the event's other fields
+    /// (a field named like one of the keys gets a `field_` prefix).
+    fn render(&self, level: &str, fields: &EventFields, lifted: &Lifted, ids: &SpanIds) -> String {
+        let cold_start = lifted
             .cold_start
             .unwrap_or_else(|| self.cold.load(Ordering::Relaxed));
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -271,19 +306,19 @@ where
         jsonw::push_key(&mut line, "service");
         jsonw::push_str(&mut line, &self.service);
         jsonw::push_key(&mut line, "trace_id");
-        str_or_null(&mut line, trace_id.as_deref());
+        str_or_null(&mut line, ids.trace_id.as_deref());
         jsonw::push_key(&mut line, "span_id");
-        str_or_null(&mut line, span_id.as_deref());
+        str_or_null(&mut line, ids.span_id.as_deref());
         jsonw::push_key(&mut line, "xray_trace_id");
-        str_or_null(&mut line, xray_id.as_deref());
+        str_or_null(&mut line, ids.xray_trace_id.as_deref());
         jsonw::push_key(&mut line, "cold_start");
         line.push_str(if cold_start { "true" } else { "false" });
         jsonw::push_key(&mut line, "function_name");
         jsonw::push_str(&mut line, &self.function_name);
         jsonw::push_key(&mut line, "function_request_id");
-        str_or_null(&mut line, ctx_fields.request_id.as_deref());
+        str_or_null(&mut line, lifted.request_id.as_deref());
         jsonw::push_key(&mut line, "correlation_id");
-        str_or_null(&mut line, ctx_fields.correlation_id.as_deref());
+        str_or_null(&mut line, lifted.correlation_id.as_deref());
         for (key, value) in &fields.extra {
             if LOG_KEYS.contains(&key.as_str()) {
                 jsonw::push_key(&mut line, &format!("field_{key}"));
@@ -293,7 +328,7 @@ where
             jsonw::push_value(&mut line, value);
         }
         line.push('}');
-        self.output.write_line(&line);
+        line
     }
 }
 

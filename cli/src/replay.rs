@@ -6,37 +6,36 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::input;
-use crate::logfile::EventStream;
-use crate::model::Severity;
-use crate::pipeline::{decision_name, EventReport, Pipeline, PipelineError};
+use vigil::model::Severity;
+use vigil::pipeline::{decision_name, EventReport, Pipeline, PipelineError, Processed};
+use vigil::sources::log_file::{input, EventStream};
 
 /// Counts over a whole replay.
 #[derive(Debug, Default, Clone)]
-pub struct Summary {
-    pub files: usize,
-    pub events: usize,
-    pub findings: usize,
-    pub alerts: usize,
+pub(crate) struct Summary {
+    files: usize,
+    events: usize,
+    findings: usize,
+    alerts: usize,
     /// Storm summary alerts sent (each replacing many alerts).
-    pub storm_summaries: usize,
-    pub by_severity: BTreeMap<Severity, usize>,
-    pub by_type: BTreeMap<String, usize>,
-    pub by_decision: BTreeMap<&'static str, usize>,
+    storm_summaries: usize,
+    by_severity: BTreeMap<Severity, usize>,
+    by_type: BTreeMap<String, usize>,
+    by_decision: BTreeMap<&'static str, usize>,
     /// Events that failed, with the reason (file: error).
-    pub errors: Vec<String>,
-    pub elapsed: Duration,
+    pub(crate) errors: Vec<String>,
+    elapsed: Duration,
     /// Bytes read from the files so far (as stored: compressed when gzip).
-    pub bytes: u64,
+    bytes: u64,
     /// Size of all the files to replay.
-    pub total_bytes: u64,
+    total_bytes: u64,
 }
 
 /// How often (in events) a long replay reports progress.
-pub const PROGRESS_EVERY: usize = 4096;
+const PROGRESS_EVERY: usize = 4096;
 
 impl Summary {
-    pub fn add(&mut self, report: &EventReport) {
+    fn add(&mut self, report: &EventReport) {
         self.add_summaries(&report.summaries);
         for p in &report.findings {
             self.findings += 1;
@@ -58,7 +57,7 @@ impl Summary {
     }
 
     /// Counts storm summary alerts.
-    pub fn add_summaries(&mut self, summaries: &[crate::pipeline::Processed]) {
+    fn add_summaries(&mut self, summaries: &[Processed]) {
         self.storm_summaries += summaries.iter().filter(|p| p.decision.alerted()).count();
     }
 
@@ -72,7 +71,7 @@ impl Summary {
     }
 
     /// One line of progress for a terminal: how far, how fast, what so far.
-    pub fn progress_line(&self) -> String {
+    fn progress_line(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let done = match self.total_bytes {
             0 => String::new(),
@@ -94,7 +93,7 @@ impl Summary {
     }
 
     /// The summary as people read it.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(
@@ -152,7 +151,7 @@ impl Summary {
 /// A progress line on stderr, redrawn in place at most ten times a second,
 /// and only when stderr is a terminal: piped or redirected output stays clean.
 #[derive(Debug)]
-pub struct StatusLine {
+pub(crate) struct StatusLine {
     enabled: bool,
     drawn: Option<Instant>,
 }
@@ -161,7 +160,7 @@ impl StatusLine {
     /// Shows progress when `wanted` and stderr is a terminal. Callers pass
     /// false while alerts print to the same terminal, which the redrawn line
     /// would garble.
-    pub fn stderr(wanted: bool) -> StatusLine {
+    pub(crate) fn stderr(wanted: bool) -> StatusLine {
         use std::io::IsTerminal;
         StatusLine {
             enabled: wanted && std::io::stderr().is_terminal(),
@@ -169,7 +168,7 @@ impl StatusLine {
         }
     }
 
-    pub fn update(&mut self, summary: &Summary) {
+    pub(crate) fn update(&mut self, summary: &Summary) {
         if !self.enabled
             || self
                 .drawn
@@ -185,7 +184,7 @@ impl StatusLine {
     }
 
     /// Erases the line, if one was drawn, before the summary prints.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if self.drawn.take().is_some() {
             use std::io::Write;
             let _ = write!(std::io::stderr(), "\r\x1b[K");
@@ -194,10 +193,10 @@ impl StatusLine {
 }
 
 /// Replays every event under `paths`. An event that fails is counted and
-/// reported; the replay goes on. Files are streamed ([`crate::logfile`]), so
+/// reported; the replay goes on. Files are streamed ([`vigil::sources::log_file`]), so
 /// a multi-gigabyte log file replays in flat memory. `progress` is told
 /// every [`PROGRESS_EVERY`] events and after each file.
-pub async fn replay(
+pub(crate) async fn replay(
     pipeline: &Pipeline,
     paths: &[PathBuf],
     mut progress: impl FnMut(&Summary),

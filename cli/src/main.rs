@@ -11,7 +11,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil::model::Severity;
 use vigil::sinks::{ConsoleSink, MemorySink};
-use vigil::{app, aws, replay, Config};
+use vigil::{app, aws, Config};
+
+mod replay;
 
 #[derive(Parser)]
 #[command(

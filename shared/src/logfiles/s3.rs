@@ -1,0 +1,35 @@
+//! [`LogFiles`] in S3.
+
+use super::{LogFileError, LogFiles};
+use crate::sources::log_file::EventStream;
+use crate::sources::s3_notifications::ObjectRef;
+
+/// Log files in S3, streamed as they download.
+#[derive(Debug, Clone)]
+pub struct S3LogFiles {
+    client: aws_sdk_s3::Client,
+}
+
+impl S3LogFiles {
+    pub fn new(client: aws_sdk_s3::Client) -> S3LogFiles {
+        S3LogFiles { client }
+    }
+}
+
+impl LogFiles for S3LogFiles {
+    async fn open(&self, object: &ObjectRef) -> Result<EventStream, LogFileError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_version_id(object.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| LogFileError::Fetch {
+                object: object.to_string(),
+                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(EventStream::from_async(out.body.into_async_read()))
+    }
+}
