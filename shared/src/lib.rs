@@ -17,7 +17,6 @@ pub mod env;
 pub mod input;
 pub mod json;
 pub mod logfile;
-pub mod model;
 pub mod notify;
 pub mod ocsf;
 pub mod pipeline;
@@ -28,6 +27,9 @@ pub mod sinks;
 pub mod sources;
 pub mod telemetry;
 pub mod text;
+
+/// The normalized finding, its own crate (no AWS SDK).
+pub use vigil_model as model;
 
 pub use config::Config;
 pub use model::{Finding, Severity, Source, Tactic};
