@@ -11,7 +11,6 @@ pub mod app;
 pub mod aws;
 pub mod config;
 pub mod dedup;
-pub mod detect;
 pub mod enrich;
 pub mod env;
 pub mod input;
@@ -28,6 +27,8 @@ pub mod sources;
 pub mod telemetry;
 pub mod text;
 
+/// The detection engine and bundled rules, its own crate (no AWS SDK).
+pub use vigil_detect as detect;
 /// The normalized finding, its own crate (no AWS SDK).
 pub use vigil_model as model;
 

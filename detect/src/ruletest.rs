@@ -12,7 +12,7 @@ use super::error::RuleError;
 use super::matcher::MODIFIERS;
 use super::ruleset::{RuleSet, RuleSource};
 use super::sigma::{ParsedRule, Rule};
-use crate::model::Severity;
+use vigil_model::Severity;
 
 /// One test record that did not behave as its rule says.
 #[derive(Debug, Clone)]

@@ -5,6 +5,16 @@
 //! parses and compiles one SigmaHQ-format rule, [`RuleSet`] holds the bundled
 //! rules (embedded in the binary) plus a user's folder, indexed so that a
 //! record meets only the rules its `eventName` can match.
+//!
+//! A crate of its own, re-exported as `vigil::detect`: it depends on no AWS
+//! SDK (only the finding model, serde, regex and ipnet), so editing a rule
+//! under `rules/` rebuilds only this crate and its rule tests run in seconds.
+//! `build.rs` embeds those rules in the library.
+//!
+//! Modules are private; what the pipeline, the functions and `vigil rules`
+//! use is re-exported below, and [`eventbridge`], [`pattern`] and
+//! [`ruletest`] stay public as namespaces (`pattern::derive`,
+//! `ruletest::lint`).
 
 mod condition;
 mod error;
@@ -22,7 +32,7 @@ pub use sigma::{attack_tags, record_of, ParsedRule, Rule, RuleTests, KNOWN_KEYS}
 
 use serde_json::Value;
 
-use crate::model::{Severity, Tactic, Technique};
+use vigil_model::{Severity, Tactic, Technique};
 
 /// What a finding needs to know about the rule that fired.
 #[derive(Debug, Clone, PartialEq)]

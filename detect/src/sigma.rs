@@ -27,7 +27,7 @@ use super::condition::{self, Expr};
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::{compile_field, Constraint, FieldMatcher};
 use super::RuleMeta;
-use crate::model::{Severity, Tactic, Technique};
+use vigil_model::{Severity, Tactic, Technique};
 
 /// The top-level keys Sigma defines (plus Vigil's `vigil_tests`); anything
 /// else is kept by Sigma tools but flagged by `vigil rules lint` as a likely typo.
