@@ -16,6 +16,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
+use super::glob::{self, Syntax};
+
 /// Why a pattern could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("event pattern at `{path}`: {reason}")]
@@ -262,48 +264,6 @@ fn op(v: &Value, path: &str) -> Result<Op, PatternError> {
     })
 }
 
-/// EventBridge wildcards: `*` any run, `\*` and `\\` escapes; case-sensitive.
-fn wildcard(pattern: &str, s: &str) -> bool {
-    #[derive(PartialEq)]
-    enum T {
-        Star,
-        C(char),
-    }
-    let mut toks = Vec::new();
-    let mut it = pattern.chars();
-    while let Some(c) = it.next() {
-        match c {
-            '\\' => toks.push(T::C(it.next().unwrap_or('\\'))),
-            '*' => toks.push(T::Star),
-            c => toks.push(T::C(c)),
-        }
-    }
-    let s: Vec<char> = s.chars().collect();
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        match toks.get(pi) {
-            Some(T::C(c)) if *c == s[si] => {
-                pi += 1;
-                si += 1;
-            }
-            Some(T::Star) => {
-                star = Some(pi);
-                mark = si;
-                pi += 1;
-            }
-            _ => match star {
-                Some(p) => {
-                    pi = p + 1;
-                    mark += 1;
-                    si = mark;
-                }
-                None => return false,
-            },
-        }
-    }
-    toks[pi..].iter().all(|t| *t == T::Star)
-}
-
 fn text_match(t: &Text, s: &str, f: fn(&str, &str) -> bool) -> bool {
     match t {
         Text::Exact(x) => f(s, x),
@@ -332,7 +292,9 @@ impl Op {
             Op::EqualsIgnoreCase(x) => v
                 .as_str()
                 .is_some_and(|s| s.to_lowercase() == x.to_lowercase()),
-            Op::Wildcard(p) => v.as_str().is_some_and(|s| wildcard(p, s)),
+            Op::Wildcard(p) => v
+                .as_str()
+                .is_some_and(|s| glob::matches(p, s, Syntax::EVENTBRIDGE)),
             Op::AnythingBut(ops) => !ops.iter().any(|o| o.matches(v)),
             Op::Exists(want) => *want,
             Op::Numeric(conds) => v.as_f64().is_some_and(|n| {

@@ -12,13 +12,14 @@
 //! `build.rs` embeds those rules in the library.
 //!
 //! Modules are private; what the pipeline, the functions and `vigil rules`
-//! use is re-exported below, and [`eventbridge`], [`pattern`] and
-//! [`ruletest`] stay public as namespaces (`pattern::derive`,
+//! use is re-exported below, and [`eventbridge`], [`glob`], [`pattern`] and
+//! [`ruletest`] stay public as namespaces (`glob::matches`, `pattern::derive`,
 //! `ruletest::lint`).
 
 mod condition;
 mod error;
 pub mod eventbridge;
+pub mod glob;
 mod matcher;
 pub mod pattern;
 mod ruleset;
