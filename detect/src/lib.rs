@@ -26,10 +26,12 @@ mod ruleset;
 pub mod ruletest;
 mod sigma;
 
+// What the pipeline, the functions, `vigil rules` and the tests use.
 pub use error::{RuleError, RuleErrorKind, Unsupported};
-pub use matcher::{Constraint, MODIFIERS};
 pub use ruleset::{RuleSet, RuleSource};
-pub use sigma::{attack_tags, record_of, ParsedRule, Rule, RuleTests, KNOWN_KEYS};
+pub use sigma::{ParsedRule, Rule, RuleTests};
+// In `pattern`'s signatures: what a rule requires of a field.
+pub use matcher::Constraint;
 
 use serde_json::Value;
 

@@ -644,7 +644,7 @@ struct Mods {
 }
 
 /// Every modifier this engine knows, for lint and error messages.
-pub const MODIFIERS: &[&str] = &[
+pub(crate) const MODIFIERS: &[&str] = &[
     "contains",
     "startswith",
     "endswith",

@@ -31,7 +31,7 @@ use vigil_model::{Severity, Tactic, Technique};
 
 /// The top-level keys Sigma defines (plus Vigil's `vigil_tests`); anything
 /// else is kept by Sigma tools but flagged by `vigil rules lint` as a likely typo.
-pub const KNOWN_KEYS: &[&str] = &[
+pub(crate) const KNOWN_KEYS: &[&str] = &[
     "title",
     "id",
     "name",
@@ -703,7 +703,7 @@ fn parse_tests(v: &Yaml) -> Result<RuleTests, RuleErrorKind> {
 }
 
 /// The CloudTrail record inside an EventBridge event, or the record itself.
-pub fn record_of(event: Value) -> Value {
+pub(crate) fn record_of(event: Value) -> Value {
     match event {
         Value::Object(mut m) if m.contains_key("detail-type") && m.contains_key("detail") => {
             m.remove("detail").unwrap_or(Value::Null)
@@ -716,7 +716,7 @@ pub fn record_of(event: Value) -> Value {
 /// `attack.t1552.005`). ATT&CK v18 split Defense Evasion; SigmaHQ already
 /// tags `attack.stealth` and `attack.defense-impairment`, which Vigil reports
 /// as Defense Evasion (TA0005) until its tactic list follows.
-pub fn attack_tags(tags: &[String]) -> (Vec<Tactic>, Vec<Technique>) {
+pub(crate) fn attack_tags(tags: &[String]) -> (Vec<Tactic>, Vec<Technique>) {
     let mut tactics = Vec::new();
     let mut techniques: Vec<Technique> = Vec::new();
     for tag in tags {
