@@ -7,8 +7,9 @@
 //! record meets only the rules its `eventName` can match.
 //!
 //! A crate of its own, re-exported as `vigil::detect`: it depends on no AWS
-//! SDK (only the finding model, serde, regex and ipnet), so editing a rule
-//! under `rules/` rebuilds only this crate and its rule tests run in seconds.
+//! SDK (only the finding model, serde, regex, ipnet and tracing), so editing
+//! a rule under `rules/` rebuilds only this crate and its rule tests run in
+//! seconds.
 //! `build.rs` embeds those rules in the library.
 //!
 //! Modules are private; what the pipeline, the functions and `vigil rules`
