@@ -158,7 +158,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // CloudTrail records meet the same rules as in the functions
             // (bundled, plus VIGIL_RULES_DIR).
             let rules =
-                vigil::detect::RuleSet::from_config(&config).context("loading detection rules")?;
+                vigil::detect::RuleSet::load(config.rules_dir.as_deref().map(std::path::Path::new))
+                    .context("loading detection rules")?;
             let mut builder = app::pipeline_builder(&config, &loaded, sdk.as_ref())
                 .dedup(dedup)
                 .detector(std::sync::Arc::new(rules));

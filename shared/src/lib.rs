@@ -11,12 +11,10 @@ pub mod app;
 pub mod aws;
 pub mod config;
 pub mod dedup;
-pub mod detect;
 pub mod enrich;
 pub mod env;
 pub mod json;
 pub mod logfiles;
-pub mod model;
 pub mod notify;
 pub mod ocsf;
 pub mod pipeline;
@@ -26,6 +24,11 @@ pub mod sinks;
 pub mod sources;
 pub mod telemetry;
 pub mod text;
+
+/// The detection engine and bundled rules, its own crate (no AWS SDK).
+pub use vigil_detect as detect;
+/// The normalized finding, its own crate (no AWS SDK).
+pub use vigil_model as model;
 
 pub use config::Config;
 pub use model::{Finding, Severity, Source, Tactic};

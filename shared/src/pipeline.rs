@@ -16,21 +16,11 @@ use crate::config::Config;
 use crate::dedup::{Admission, Dedup, EventSession, RepeatKind};
 use crate::detect::{Detector, RuleMeta};
 use crate::enrich::Enricher;
-use crate::model::{Finding, FindingStatus, Severity, Source, TraceIds};
+use crate::model::{Finding, FindingStatus, Severity, Source, TraceContext, TraceIds};
 use crate::render::Alert;
 use crate::route::{Route, RoutingTable};
 use crate::sinks::{AlertSink, Delivery, SinkError};
 use crate::sources::{self, SourceError, SourceEvent};
-
-/// The trace context of the span processing an event, as Vigil passes it on.
-#[derive(Debug, Clone, Default)]
-pub struct TraceContext {
-    pub ids: TraceIds,
-    /// W3C `traceparent` header value.
-    pub traceparent: String,
-    /// X-Ray `AWSTraceHeader` value.
-    pub aws_trace_header: String,
-}
 
 /// Gives the current trace context; set by the telemetry module.
 pub type TraceContextFn = Arc<dyn Fn() -> Option<TraceContext> + Send + Sync>;

@@ -807,7 +807,7 @@ async fn a_guardduty_finding_travels_from_the_pipeline_through_sns_to_slack() {
         trace_url_template: Some("https://ui.honeycomb.io/vigil/trace?trace_id={trace_id}".into()),
         ..vigil::Config::default()
     };
-    let trace = vigil::pipeline::TraceContext {
+    let trace = vigil::model::TraceContext {
         ids: TraceIds {
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
             xray_trace_id: "1-4bf92f35-77b34da6a3ce929d0e0e4736".into(),

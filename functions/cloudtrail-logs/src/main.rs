@@ -7,6 +7,7 @@
 //! record at a time (`vigil::sources::log_file`); a message whose file fails is
 //! reported in `batchItemFailures`, alone.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
@@ -23,7 +24,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sources: &[Source::CloudTrail],
     };
     let function = app::start_function(&spec, |config| {
-        let rules = RuleSet::from_config(config).map_err(|e| StartupError::Rules(e.to_string()))?;
+        let rules = RuleSet::load(config.rules_dir.as_deref().map(Path::new))
+            .map_err(|e| StartupError::Rules(e.to_string()))?;
         Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
     })
     .await?;

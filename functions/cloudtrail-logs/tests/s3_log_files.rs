@@ -116,7 +116,7 @@ async fn expected_subjects(rules_dir: &Path, records: &[Value]) -> Vec<String> {
     let sink = MemorySink::new();
     let pipeline = Pipeline::builder(&config)
         .accept(&[Source::CloudTrail])
-        .detector(std::sync::Arc::new(RuleSet::from_config(&config).unwrap()))
+        .detector(std::sync::Arc::new(RuleSet::load(Some(rules_dir)).unwrap()))
         .sink(Box::new(sink.clone()))
         .build();
     for r in records {

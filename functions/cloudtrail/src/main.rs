@@ -3,6 +3,7 @@
 //! (bundled, plus `VIGIL_RULES_DIR`) and Vigil's pipeline to the SNS alert
 //! topic. `vigil rules pattern --sam` prints the EventBridge rules it needs.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use vigil::app::{self, FunctionSpec, StartupError};
@@ -17,8 +18,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             sources: &[Source::CloudTrail],
         },
         |config| {
-            let rules =
-                RuleSet::from_config(config).map_err(|e| StartupError::Rules(e.to_string()))?;
+            let rules = RuleSet::load(config.rules_dir.as_deref().map(Path::new))
+                .map_err(|e| StartupError::Rules(e.to_string()))?;
             Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
         },
     )

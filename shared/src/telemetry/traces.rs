@@ -28,7 +28,7 @@ use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{xray, TelemetryError};
-use crate::pipeline::TraceContext;
+use crate::model::TraceContext;
 
 /// At most this many ended spans wait for a flush; more are dropped (and
 /// counted) rather than growing memory when the exporter is down.

@@ -10,8 +10,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
-use crate::model::TraceIds;
-use crate::pipeline::TraceContext;
+use crate::model::{TraceContext, TraceIds};
 
 /// The X-Ray form of an OpenTelemetry trace id: `1-` + the first 8 hex digits
 /// (epoch seconds when the X-Ray id generator made it) + `-` + the other 24.

@@ -27,8 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::model::Finding;
-use crate::pipeline::{Decision, EventReport, PipelineError, TraceContext};
+use crate::model::{Finding, TraceContext};
+use crate::pipeline::{Decision, EventReport, PipelineError};
 
 pub use cloudwatch::CloudWatchSink;
 pub use emf::EmfSink;

@@ -1,5 +1,5 @@
 //! Embeds the bundled detection rules (`rules/**/*.yml` at the workspace
-//! root) into the crate: a Lambda package is only the `bootstrap` binary, so
+//! root, one level above this crate) into vigil-detect: a Lambda package is only the `bootstrap` binary, so
 //! the rules must travel inside it.
 //!
 //! Generates `$OUT_DIR/bundled_rules.rs`, a table in path order of
@@ -63,6 +63,7 @@ fn precompiled(text: &str) -> Option<String> {
 fn main() {
     let manifest =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    // This crate sits at `<workspace>/detect`: the rules are `<workspace>/rules`.
     let rules = manifest.join("..").join("rules");
     // A directory: cargo re-runs this script when anything under it changes.
     println!("cargo:rerun-if-changed={}", rules.display());

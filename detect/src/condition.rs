@@ -16,6 +16,7 @@
 //! looks at names.
 
 use super::error::{RuleErrorKind, Unsupported};
+use super::glob::{self, Syntax};
 
 /// Deepest nesting accepted (untrusted input must not overflow the stack).
 const MAX_DEPTH: usize = 64;
@@ -244,30 +245,6 @@ pub(crate) fn parse(condition: &str) -> Result<Ast, RuleErrorKind> {
     Ok(ast)
 }
 
-/// Sigma identifier patterns: `*` any run, `?` one character, case-sensitive.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    // Iterative wildcard match with backtracking to the last star.
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 /// Binds identifiers to selection indices. `them` is every identifier not
 /// starting with `_` (as the Sigma specification says).
 pub(crate) fn resolve(ast: &Ast, names: &[String], condition: &str) -> Result<Expr, RuleErrorKind> {
@@ -281,7 +258,7 @@ pub(crate) fn resolve(ast: &Ast, names: &[String], condition: &str) -> Result<Ex
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| match pattern {
-                    Some(p) => glob_match(p, n),
+                    Some(p) => glob::matches(p, n, Syntax::SIGMA_IDENTIFIER),
                     None => !n.starts_with('_'),
                 })
                 .map(|(i, _)| Expr::Sel(i))
@@ -385,14 +362,5 @@ mod tests {
         assert!(parse(&deep).is_err());
         let nots = format!("{}a", "not ".repeat(200));
         assert!(parse(&nots).is_err());
-    }
-
-    #[test]
-    fn glob() {
-        assert!(glob_match("sel*", "selection"));
-        assert!(glob_match("*_a", "filter_a"));
-        assert!(glob_match("s?l", "sel"));
-        assert!(!glob_match("sel", "selection"));
-        assert!(glob_match("*", ""));
     }
 }

@@ -2,9 +2,9 @@
 //! public API (`Rule::parse` + `Rule::matches`).
 
 use serde_json::{json, Value};
-use vigil::detect::ruletest;
-use vigil::detect::{Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
-use vigil::model::{Severity, Tactic};
+use vigil_detect::ruletest;
+use vigil_detect::{Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
+use vigil_model::{Severity, Tactic};
 
 fn rule(detection: &str) -> Rule {
     let text = format!(

@@ -1,8 +1,12 @@
 //! The normalized finding: one model for every source.
 //!
-//! Aligned with OCSF Detection Finding (class 2004, see [`crate::ocsf`]). Fields
+//! Aligned with OCSF Detection Finding (class 2004, see `vigil::ocsf`). Fields
 //! that drive routing and filtering (severity, source, ATT&CK tactic, actor type)
 //! are enums so a typo cannot silently route an alert to nobody.
+//!
+//! A crate of its own (serde, chrono and thiserror only) so the detection engine
+//! (`vigil-detect`) can name severities and tactics without building the AWS
+//! SDK; the `vigil` crate re-exports it as `vigil::model`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -454,6 +458,16 @@ pub struct TraceIds {
     pub trace_id: String,
     /// The same id in X-Ray form, `1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy`.
     pub xray_trace_id: String,
+}
+
+/// The trace context of the span processing an event, as Vigil passes it on.
+#[derive(Debug, Clone, Default)]
+pub struct TraceContext {
+    pub ids: TraceIds,
+    /// W3C `traceparent` header value.
+    pub traceparent: String,
+    /// X-Ray `AWSTraceHeader` value.
+    pub aws_trace_header: String,
 }
 
 /// One normalized security finding.

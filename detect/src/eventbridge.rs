@@ -16,6 +16,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
+use super::glob::{self, Syntax};
+
 /// Why a pattern could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("event pattern at `{path}`: {reason}")]
@@ -184,75 +186,8 @@ fn op(v: &Value, path: &str) -> Result<Op, PatternError> {
             Value::Bool(b) => Op::Exists(*b),
             _ => return Err(perr(path, "`exists` takes true or false")),
         },
-        "anything-but" => Op::AnythingBut(match arg {
-            Value::Array(items) => items
-                .iter()
-                .map(|i| match i {
-                    Value::Object(_) | Value::Array(_) => {
-                        Err(perr(path, "`anything-but` lists hold plain values"))
-                    }
-                    v => Ok(Op::Equals(v.clone())),
-                })
-                .collect::<Result<_, _>>()?,
-            Value::Object(inner) if inner.len() == 1 => {
-                let (k, a) = inner.iter().next().ok_or_else(|| perr(path, "empty"))?;
-                match k.as_str() {
-                    "prefix" => vec![Op::Prefix(Text::Exact(
-                        a.as_str()
-                            .ok_or_else(|| perr(path, "prefix takes a string"))?
-                            .into(),
-                    ))],
-                    "suffix" => vec![Op::Suffix(Text::Exact(
-                        a.as_str()
-                            .ok_or_else(|| perr(path, "suffix takes a string"))?
-                            .into(),
-                    ))],
-                    "wildcard" => vec![Op::Wildcard(
-                        a.as_str()
-                            .ok_or_else(|| perr(path, "wildcard takes a string"))?
-                            .into(),
-                    )],
-                    "equals-ignore-case" => match a {
-                        Value::String(s) => vec![Op::EqualsIgnoreCase(s.clone())],
-                        Value::Array(items) => items
-                            .iter()
-                            .map(|i| {
-                                i.as_str()
-                                    .map(|s| Op::EqualsIgnoreCase(s.into()))
-                                    .ok_or_else(|| perr(path, "equals-ignore-case takes strings"))
-                            })
-                            .collect::<Result<_, _>>()?,
-                        _ => return Err(perr(path, "equals-ignore-case takes strings")),
-                    },
-                    other => {
-                        return Err(perr(path, format!("`anything-but` cannot take `{other}`")))
-                    }
-                }
-            }
-            Value::Object(_) => return Err(perr(path, "`anything-but` takes one operator")),
-            v => vec![Op::Equals(v.clone())],
-        }),
-        "numeric" => {
-            let Value::Array(items) = arg else {
-                return Err(perr(path, "`numeric` takes [op, number, ...]"));
-            };
-            if items.is_empty() || items.len() % 2 != 0 {
-                return Err(perr(path, "`numeric` takes [op, number, ...]"));
-            }
-            Op::Numeric(
-                items
-                    .chunks(2)
-                    .map(|c| match (&c[0], c[1].as_f64()) {
-                        (Value::String(o), Some(n))
-                            if matches!(o.as_str(), "<" | "<=" | "=" | ">" | ">=") =>
-                        {
-                            Ok((o.clone(), n))
-                        }
-                        _ => Err(perr(path, "`numeric` takes [op, number, ...]")),
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
-        }
+        "anything-but" => Op::AnythingBut(anything_but(arg, path)?),
+        "numeric" => Op::Numeric(numeric(arg, path)?),
         "cidr" => Op::Cidr(
             arg.as_str()
                 .and_then(|s| s.parse::<IpNet>().ok())
@@ -262,46 +197,72 @@ fn op(v: &Value, path: &str) -> Result<Op, PatternError> {
     })
 }
 
-/// EventBridge wildcards: `*` any run, `\*` and `\\` escapes; case-sensitive.
-fn wildcard(pattern: &str, s: &str) -> bool {
-    #[derive(PartialEq)]
-    enum T {
-        Star,
-        C(char),
-    }
-    let mut toks = Vec::new();
-    let mut it = pattern.chars();
-    while let Some(c) = it.next() {
-        match c {
-            '\\' => toks.push(T::C(it.next().unwrap_or('\\'))),
-            '*' => toks.push(T::Star),
-            c => toks.push(T::C(c)),
-        }
-    }
-    let s: Vec<char> = s.chars().collect();
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        match toks.get(pi) {
-            Some(T::C(c)) if *c == s[si] => {
-                pi += 1;
-                si += 1;
-            }
-            Some(T::Star) => {
-                star = Some(pi);
-                mark = si;
-                pi += 1;
-            }
-            _ => match star {
-                Some(p) => {
-                    pi = p + 1;
-                    mark += 1;
-                    si = mark;
+/// `anything-but`'s argument: a plain value, a list of them, or one operator.
+fn anything_but(arg: &Value, path: &str) -> Result<Vec<Op>, PatternError> {
+    Ok(match arg {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Object(_) | Value::Array(_) => {
+                    Err(perr(path, "`anything-but` lists hold plain values"))
                 }
-                None => return false,
-            },
+                v => Ok(Op::Equals(v.clone())),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Object(inner) if inner.len() == 1 => {
+            let (k, a) = inner.iter().next().ok_or_else(|| perr(path, "empty"))?;
+            anything_but_operator(k, a, path)?
         }
+        Value::Object(_) => return Err(perr(path, "`anything-but` takes one operator")),
+        v => vec![Op::Equals(v.clone())],
+    })
+}
+
+/// The operators `anything-but` can hold: `prefix`, `suffix`, `wildcard`
+/// (exact case) and `equals-ignore-case` (a string or a list).
+fn anything_but_operator(name: &str, a: &Value, path: &str) -> Result<Vec<Op>, PatternError> {
+    let string = |what: &str| {
+        a.as_str()
+            .map(String::from)
+            .ok_or_else(|| perr(path, format!("{what} takes a string")))
+    };
+    Ok(match name {
+        "prefix" => vec![Op::Prefix(Text::Exact(string("prefix")?))],
+        "suffix" => vec![Op::Suffix(Text::Exact(string("suffix")?))],
+        "wildcard" => vec![Op::Wildcard(string("wildcard")?)],
+        "equals-ignore-case" => match a {
+            Value::String(s) => vec![Op::EqualsIgnoreCase(s.clone())],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(|s| Op::EqualsIgnoreCase(s.into()))
+                        .ok_or_else(|| perr(path, "equals-ignore-case takes strings"))
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err(perr(path, "equals-ignore-case takes strings")),
+        },
+        other => return Err(perr(path, format!("`anything-but` cannot take `{other}`"))),
+    })
+}
+
+/// `numeric`'s argument: `[op, number, ...]` pairs, every one of which must hold.
+fn numeric(arg: &Value, path: &str) -> Result<Vec<(String, f64)>, PatternError> {
+    let Value::Array(items) = arg else {
+        return Err(perr(path, "`numeric` takes [op, number, ...]"));
+    };
+    if items.is_empty() || items.len() % 2 != 0 {
+        return Err(perr(path, "`numeric` takes [op, number, ...]"));
     }
-    toks[pi..].iter().all(|t| *t == T::Star)
+    items
+        .chunks(2)
+        .map(|c| match (&c[0], c[1].as_f64()) {
+            (Value::String(o), Some(n)) if matches!(o.as_str(), "<" | "<=" | "=" | ">" | ">=") => {
+                Ok((o.clone(), n))
+            }
+            _ => Err(perr(path, "`numeric` takes [op, number, ...]")),
+        })
+        .collect()
 }
 
 fn text_match(t: &Text, s: &str, f: fn(&str, &str) -> bool) -> bool {
@@ -332,7 +293,9 @@ impl Op {
             Op::EqualsIgnoreCase(x) => v
                 .as_str()
                 .is_some_and(|s| s.to_lowercase() == x.to_lowercase()),
-            Op::Wildcard(p) => v.as_str().is_some_and(|s| wildcard(p, s)),
+            Op::Wildcard(p) => v
+                .as_str()
+                .is_some_and(|s| glob::matches(p, s, Syntax::EVENTBRIDGE)),
             Op::AnythingBut(ops) => !ops.iter().any(|o| o.matches(v)),
             Op::Exists(want) => *want,
             Op::Numeric(conds) => v.as_f64().is_some_and(|n| {

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use vigil::detect::pattern;
-use vigil::detect::ruletest::{self, LintLevel};
-use vigil::detect::{Detector, RuleSet, RuleSource};
-use vigil::model::Severity;
+use vigil_detect::pattern;
+use vigil_detect::ruletest::{self, LintLevel};
+use vigil_detect::{Detector, RuleSet, RuleSource};
+use vigil_model::Severity;
 
 #[test]
 fn bundled_rules_are_embedded_and_load() {
@@ -32,10 +32,10 @@ fn the_running_rule_is_the_tested_rule() {
         assert_eq!(src.origin, run.origin);
         assert!(run.text.starts_with('{'), "{}: not precompiled", src.origin);
         assert!(!run.text.contains("vigil_tests"), "{}", src.origin);
-        let running = vigil::detect::Rule::parse(&run.origin, &run.text).unwrap();
-        let stripped = vigil::detect::Rule::parse(&src.origin, &src.text).unwrap();
+        let running = vigil_detect::Rule::parse(&run.origin, &run.text).unwrap();
+        let stripped = vigil_detect::Rule::parse(&src.origin, &src.text).unwrap();
         assert_eq!(running.meta(), stripped.meta(), "{}", src.origin);
-        let full = vigil::detect::Rule::parse_full(&src.origin, &src.text).unwrap();
+        let full = vigil_detect::Rule::parse_full(&src.origin, &src.text).unwrap();
         assert_eq!(running.meta(), full.rule.meta(), "{}", src.origin);
         let tests = full.tests.expect("bundled rules carry tests");
         for r in tests.matching.iter().chain(&tests.not_matching) {
@@ -174,11 +174,7 @@ fn a_user_folder_overrides_and_retires_bundled_rules() {
         "title: my rule\nid: 7d8e9f00-1111-4222-8333-944455556666\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  s:\n    eventName: GetCallerIdentity\n  condition: s\nlevel: high\n",
     )
     .unwrap();
-    let config = vigil::Config {
-        rules_dir: Some(dir.display().to_string()),
-        ..vigil::Config::default()
-    };
-    let loaded = RuleSet::from_config(&config).unwrap();
+    let loaded = RuleSet::load(Some(&dir)).unwrap();
     std::fs::remove_dir_all(&dir).ok();
     assert!(
         !loaded.ids().contains(victim.id()),
@@ -200,11 +196,7 @@ fn a_broken_user_rule_fails_start_up() {
         "title: bad\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  s:\n    eventName|bogus: X\n  condition: s\n",
     )
     .unwrap();
-    let config = vigil::Config {
-        rules_dir: Some(dir.display().to_string()),
-        ..vigil::Config::default()
-    };
-    let err = RuleSet::from_config(&config).unwrap_err();
+    let err = RuleSet::load(Some(&dir)).unwrap_err();
     std::fs::remove_dir_all(&dir).ok();
     let text = err.to_string();
     assert!(text.contains("bad.yml") && text.contains("bogus"), "{text}");

@@ -451,7 +451,7 @@ pub fn template_rules(template: &str) -> Result<Vec<TemplateRule>, TemplateError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::eventbridge::{cloudtrail_envelope, EventPattern};
+    use crate::eventbridge::{cloudtrail_envelope, EventPattern};
 
     fn rule(yaml: &str) -> Rule {
         Rule::parse("t.yml", yaml).unwrap()

@@ -18,7 +18,6 @@ use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::with_lowercase;
 use super::sigma::Rule;
 use super::{Detector, RuleMeta};
-use crate::config::Config;
 
 mod bundled {
     //! The rules under `rules/`, embedded by `build.rs`: a Lambda ships only
@@ -127,24 +126,25 @@ impl RuleSet {
         }
     }
 
-    /// What a function runs: the bundled rules plus the folder in
-    /// `config.rules_dir` (`VIGIL_RULES_DIR`), whose rules replace bundled
+    /// What a function runs: the bundled rules plus the folder `rules_dir`
+    /// (the functions pass `VIGIL_RULES_DIR`), whose rules replace bundled
     /// ones with the same id. Rules that need unsupported Sigma features or
     /// are retired are skipped with a warning; a rule that is wrong fails
     /// start-up, because silently dropping it could hide every alert it exists for.
-    pub fn from_config(config: &Config) -> Result<RuleSet, RuleError> {
-        let extra = match &config.rules_dir {
-            Some(dir) => RuleSource::dir(Path::new(dir))?,
+    pub fn load(rules_dir: Option<&Path>) -> Result<RuleSet, RuleError> {
+        let extra = match rules_dir {
+            Some(dir) => RuleSource::dir(dir)?,
             None => Vec::new(),
         };
         let set = RuleSet::layered(&RuleSource::bundled_runtime(), &extra)?;
         for s in &set.skipped {
             tracing::warn!(rule = %s.origin, reason = %s.kind, "detection rule skipped");
         }
+        let extra_dir = rules_dir.map(Path::to_string_lossy).unwrap_or_default();
         tracing::info!(
             rules = set.rules.len(),
             skipped = set.skipped.len(),
-            extra_dir = config.rules_dir.as_deref().unwrap_or(""),
+            extra_dir = &*extra_dir,
             "detection rules loaded"
         );
         Ok(set)

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::error::RuleError;
 use super::matcher::MODIFIERS;
 use super::ruleset::{RuleSet, RuleSource};
-use super::sigma::{ParsedRule, Rule};
-use crate::model::Severity;
+use super::sigma::{ParsedRule, Rule, RuleTests};
+use vigil_model::Severity;
 
 /// One test record that did not behave as its rule says.
 #[derive(Debug, Clone)]
@@ -202,138 +202,182 @@ fn is_date(s: &str) -> bool {
 
 /// Checks `sources` for what makes a rule hard to trust.
 pub fn lint(sources: &[RuleSource]) -> Vec<LintIssue> {
-    let mut out = Vec::new();
-    let mut ids: HashMap<String, String> = HashMap::new();
-    let mut issue = |level, origin: &str, message: String| {
-        out.push(LintIssue {
+    let mut linter = Linter::default();
+    for src in sources {
+        match Rule::parse_full(&src.origin, &src.text) {
+            Ok(p) => linter.rule(src, &p),
+            Err(e) => linter.unparsable(&src.origin, &e),
+        }
+    }
+    let mut out = linter.issues;
+    out.sort_by(|a, b| a.origin.cmp(&b.origin).then(b.level.cmp(&a.level)));
+    out
+}
+
+/// Lint findings so far, and the rule ids seen (to catch duplicates).
+#[derive(Default)]
+struct Linter {
+    issues: Vec<LintIssue>,
+    /// Rule id to the origin that first had it.
+    ids: HashMap<String, String>,
+}
+
+impl Linter {
+    fn issue(&mut self, level: LintLevel, origin: &str, message: String) {
+        self.issues.push(LintIssue {
             level,
             origin: origin.to_string(),
             message,
         })
-    };
-    for src in sources {
-        let p = match Rule::parse_full(&src.origin, &src.text) {
-            Ok(p) => p,
-            Err(e) => {
-                let level = if e.is_unsupported() {
-                    LintLevel::Warning
-                } else {
-                    LintLevel::Error
-                };
-                let mut msg = e.kind.to_string();
-                if let super::error::RuleErrorKind::UnknownModifier { .. } = e.kind {
-                    msg.push_str(&format!(" (known: {})", MODIFIERS.join(", ")));
-                }
-                issue(level, &src.origin, msg);
-                continue;
-            }
+    }
+
+    /// A rule that does not load: an error, or a warning when it only needs
+    /// what the engine does not support.
+    fn unparsable(&mut self, origin: &str, e: &RuleError) {
+        let level = if e.is_unsupported() {
+            LintLevel::Warning
+        } else {
+            LintLevel::Error
         };
-        let rule = &p.rule;
+        let mut msg = e.kind.to_string();
+        if let super::error::RuleErrorKind::UnknownModifier { .. } = e.kind {
+            msg.push_str(&format!(" (known: {})", MODIFIERS.join(", ")));
+        }
+        self.issue(level, origin, msg);
+    }
+
+    /// Every check of one rule that loads, in the order they are reported.
+    fn rule(&mut self, src: &RuleSource, p: &ParsedRule) {
         let o = &src.origin;
         let yaml: serde_yaml::Value = serde_yaml::from_str(&src.text).unwrap_or_default();
-        let has = |k: &str| yaml.get(k).is_some_and(|v| !v.is_null());
         for n in &p.notes {
             let level = if n.starts_with("missing `id`") || n.starts_with("missing `level`") {
                 LintLevel::Error
             } else {
                 LintLevel::Warning
             };
-            issue(level, o, n.clone());
+            self.issue(level, o, n.clone());
         }
-        if has("id") && !is_uuid(rule.id()) {
-            issue(
+        self.id(o, &p.rule, &yaml);
+        self.attack_tags(o, &p.rule);
+        self.metadata(o, &p.rule, &yaml);
+        self.tests(o, p.tests.as_ref());
+        self.catch_all(o, &p.rule);
+    }
+
+    /// A UUID, and not one another rule already has (a user's rule may
+    /// replace a bundled one).
+    fn id(&mut self, o: &str, rule: &Rule, yaml: &serde_yaml::Value) {
+        if has(yaml, "id") && !is_uuid(rule.id()) {
+            self.issue(
                 LintLevel::Warning,
                 o,
                 format!("id {} is not a UUID", rule.id()),
             );
         }
-        if let Some(other) = ids.insert(rule.id().to_string(), o.clone()) {
+        if let Some(other) = self.ids.insert(rule.id().to_string(), o.to_string()) {
             if other.starts_with("bundled:") && !o.starts_with("bundled:") {
-                issue(
+                self.issue(
                     LintLevel::Warning,
                     o,
                     format!("replaces the bundled rule {other} (same id {})", rule.id()),
                 );
             } else {
-                issue(
+                self.issue(
                     LintLevel::Error,
                     o,
                     format!("duplicate id {} (also in {other})", rule.id()),
                 );
             }
         }
+    }
+
+    fn attack_tags(&mut self, o: &str, rule: &Rule) {
         if rule.tags().is_empty() {
-            issue(LintLevel::Error, o, "missing `tags`".into());
+            self.issue(LintLevel::Error, o, "missing `tags`".into());
         } else if rule.meta().tactics.is_empty() {
-            issue(
+            self.issue(
                 LintLevel::Warning,
                 o,
                 "no ATT&CK tactic tag (e.g. attack.defense_evasion)".into(),
             );
         }
         if rule.meta().techniques.is_empty() {
-            issue(
+            self.issue(
                 LintLevel::Warning,
                 o,
                 "no ATT&CK technique tag (e.g. attack.t1562.008)".into(),
             );
         }
+    }
+
+    /// What responders read: description, status, author, date, false
+    /// positives, and a title that fits an alert.
+    fn metadata(&mut self, o: &str, rule: &Rule, yaml: &serde_yaml::Value) {
         for key in ["description", "status", "author", "date", "falsepositives"] {
-            if !has(key) {
-                issue(LintLevel::Warning, o, format!("missing `{key}`"));
+            if !has(yaml, key) {
+                self.issue(LintLevel::Warning, o, format!("missing `{key}`"));
             }
         }
         if let Some(d) = yaml.get("date").and_then(serde_yaml::Value::as_str) {
             if !is_date(d) {
-                issue(LintLevel::Warning, o, format!("date {d} is not YYYY-MM-DD"));
+                self.issue(LintLevel::Warning, o, format!("date {d} is not YYYY-MM-DD"));
             }
         }
         if rule.meta().title.chars().count() > 110 {
-            issue(
+            self.issue(
                 LintLevel::Warning,
                 o,
                 "title longer than 110 characters".into(),
             );
         }
-        match &p.tests {
-            None => issue(LintLevel::Error, o, "missing `vigil_tests`".into()),
-            Some(t) => {
-                if t.matching.is_empty() {
-                    issue(LintLevel::Error, o, "no `vigil_tests.match` record".into());
-                }
-                if t.not_matching.is_empty() {
-                    issue(
-                        LintLevel::Warning,
-                        o,
-                        "no `vigil_tests.no_match` record".into(),
-                    );
-                }
-                for (i, r) in t.matching.iter().chain(&t.not_matching).enumerate() {
-                    let missing: Vec<&str> = [
-                        "eventSource",
-                        "eventName",
-                        "eventTime",
-                        "awsRegion",
-                        "eventID",
-                    ]
-                    .into_iter()
-                    .filter(|k| r.get(*k).is_none())
-                    .collect();
-                    if !missing.is_empty() {
-                        issue(
-                            LintLevel::Warning,
-                            o,
-                            format!("test record {i} lacks {}", missing.join(", ")),
-                        );
-                    }
-                }
+    }
+
+    /// `vigil_tests`: at least one record to match, one not to, and records
+    /// that look like CloudTrail.
+    fn tests(&mut self, o: &str, tests: Option<&RuleTests>) {
+        let Some(t) = tests else {
+            self.issue(LintLevel::Error, o, "missing `vigil_tests`".into());
+            return;
+        };
+        if t.matching.is_empty() {
+            self.issue(LintLevel::Error, o, "no `vigil_tests.match` record".into());
+        }
+        if t.not_matching.is_empty() {
+            self.issue(
+                LintLevel::Warning,
+                o,
+                "no `vigil_tests.no_match` record".into(),
+            );
+        }
+        for (i, r) in t.matching.iter().chain(&t.not_matching).enumerate() {
+            let missing: Vec<&str> = [
+                "eventSource",
+                "eventName",
+                "eventTime",
+                "awsRegion",
+                "eventID",
+            ]
+            .into_iter()
+            .filter(|k| r.get(*k).is_none())
+            .collect();
+            if !missing.is_empty() {
+                self.issue(
+                    LintLevel::Warning,
+                    o,
+                    format!("test record {i} lacks {}", missing.join(", ")),
+                );
             }
         }
+    }
+
+    /// A rule of some weight that every event meets is often a mistake.
+    fn catch_all(&mut self, o: &str, rule: &Rule) {
         if rule.meta().severity >= Severity::Medium
             && rule.required_exact("eventName").is_none()
             && rule.required_exact("eventSource").is_none()
         {
-            issue(
+            self.issue(
                 LintLevel::Warning,
                 o,
                 format!(
@@ -343,8 +387,11 @@ pub fn lint(sources: &[RuleSource]) -> Vec<LintIssue> {
             );
         }
     }
-    out.sort_by(|a, b| a.origin.cmp(&b.origin).then(b.level.cmp(&a.level)));
-    out
+}
+
+/// Whether the rule's YAML sets `key` (to anything but null).
+fn has(yaml: &serde_yaml::Value, key: &str) -> bool {
+    yaml.get(key).is_some_and(|v| !v.is_null())
 }
 
 /// Lint findings as people read them, with a summary line.

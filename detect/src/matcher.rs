@@ -348,24 +348,8 @@ fn eb_escape(s: &str) -> String {
 
 /// Compiles wildcard tokens into the cheapest equivalent test.
 fn compile_tokens(toks: Vec<Tok>, cased: bool, field: &str) -> Result<StrMatcher, RuleErrorKind> {
-    let simple = |op: TextOp, lit: &str, constraint: Constraint| {
-        let needle: Box<str> = if cased {
-            lit.into()
-        } else {
-            lit.to_lowercase().into()
-        };
-        StrMatcher {
-            op: StrOp::Text(op),
-            needle_ascii: needle.is_ascii(),
-            number: (op == TextOp::Eq)
-                .then(|| lit.trim().parse::<f64>().ok())
-                .flatten()
-                .filter(|n| n.is_finite()),
-            needle,
-            cased,
-            constraint: Some(constraint),
-        }
-    };
+    let simple =
+        |op: TextOp, lit: &str, constraint: Constraint| text_matcher(op, lit, constraint, cased);
     Ok(match toks.as_slice() {
         [] => simple(TextOp::Eq, "", Constraint::Exact(String::new())),
         [Tok::Lit(a)] => simple(TextOp::Eq, a, Constraint::Exact(a.clone())),
@@ -384,48 +368,72 @@ fn compile_tokens(toks: Vec<Tok>, cased: bool, field: &str) -> Result<StrMatcher
             a,
             Constraint::Wildcard(format!("*{}*", eb_escape(a))),
         ),
-        _ => {
-            let mut re = String::from("^");
-            let mut eb = Some(String::new());
-            for t in &toks {
-                match t {
-                    Tok::Lit(l) => {
-                        re.push_str(&regex::escape(l));
-                        if let Some(e) = eb.as_mut() {
-                            e.push_str(&eb_escape(l));
-                        }
-                    }
-                    Tok::Star => {
-                        re.push_str(".*");
-                        if let Some(e) = eb.as_mut() {
-                            e.push('*');
-                        }
-                    }
-                    Tok::One => {
-                        re.push('.');
-                        eb = None; // EventBridge wildcards have no single-character form.
-                    }
+        _ => glob_matcher(&toks, cased, field)?,
+    })
+}
+
+/// A plain text test (`op` against `lit`, lower-cased unless `cased`).
+fn text_matcher(op: TextOp, lit: &str, constraint: Constraint, cased: bool) -> StrMatcher {
+    let needle: Box<str> = if cased {
+        lit.into()
+    } else {
+        lit.to_lowercase().into()
+    };
+    StrMatcher {
+        op: StrOp::Text(op),
+        needle_ascii: needle.is_ascii(),
+        number: (op == TextOp::Eq)
+            .then(|| lit.trim().parse::<f64>().ok())
+            .flatten()
+            .filter(|n| n.is_finite()),
+        needle,
+        cased,
+        constraint: Some(constraint),
+    }
+}
+
+/// Any other wildcard pattern: an anchored regex, and the EventBridge
+/// `wildcard` it needs when it has one (`?` has no EventBridge form).
+fn glob_matcher(toks: &[Tok], cased: bool, field: &str) -> Result<StrMatcher, RuleErrorKind> {
+    let mut re = String::from("^");
+    let mut eb = Some(String::new());
+    for t in toks {
+        match t {
+            Tok::Lit(l) => {
+                re.push_str(&regex::escape(l));
+                if let Some(e) = eb.as_mut() {
+                    e.push_str(&eb_escape(l));
                 }
             }
-            re.push('$');
-            let regex = RegexBuilder::new(&re)
-                .case_insensitive(!cased)
-                .dot_matches_new_line(true)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| RuleErrorKind::Regex {
-                    field: field.into(),
-                    reason: e.to_string(),
-                })?;
-            StrMatcher {
-                op: StrOp::Glob(regex),
-                needle: "".into(),
-                needle_ascii: true,
-                cased,
-                number: None,
-                constraint: eb.map(Constraint::Wildcard),
+            Tok::Star => {
+                re.push_str(".*");
+                if let Some(e) = eb.as_mut() {
+                    e.push('*');
+                }
+            }
+            Tok::One => {
+                re.push('.');
+                eb = None; // EventBridge wildcards have no single-character form.
             }
         }
+    }
+    re.push('$');
+    let regex = RegexBuilder::new(&re)
+        .case_insensitive(!cased)
+        .dot_matches_new_line(true)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| RuleErrorKind::Regex {
+            field: field.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(StrMatcher {
+        op: StrOp::Glob(regex),
+        needle: "".into(),
+        needle_ascii: true,
+        cased,
+        number: None,
+        constraint: eb.map(Constraint::Wildcard),
     })
 }
 
@@ -636,7 +644,7 @@ struct Mods {
 }
 
 /// Every modifier this engine knows, for lint and error messages.
-pub const MODIFIERS: &[&str] = &[
+pub(crate) const MODIFIERS: &[&str] = &[
     "contains",
     "startswith",
     "endswith",
@@ -665,72 +673,65 @@ pub const MODIFIERS: &[&str] = &[
 
 fn parse_mods(field: &str, mods: &[&str]) -> Result<Mods, RuleErrorKind> {
     let mut m = Mods::default();
-    let field_err = |reason: String| RuleErrorKind::Field {
+    for &raw in mods {
+        m.apply(field, raw)?;
+    }
+    if !m.transforms.is_empty() && m.kind.is_some_and(|k| !matches!(k, Kind::Text(_))) {
+        return Err(field_err(
+            field,
+            "encoding modifiers only combine with contains/startswith/endswith".into(),
+        ));
+    }
+    if m.kind == Some(Kind::FieldRef) && !m.transforms.is_empty() {
+        return Err(field_err(
+            field,
+            "`fieldref` takes no encoding modifiers".into(),
+        ));
+    }
+    Ok(m)
+}
+
+fn field_err(field: &str, reason: String) -> RuleErrorKind {
+    RuleErrorKind::Field {
         field: field.into(),
         reason,
-    };
-    let set_kind = |m: &mut Mods, k: Kind, name: &str| match m.kind {
-        Some(prev) if prev != k && !(prev == Kind::FieldRef && matches!(k, Kind::Text(_))) => {
-            Err(field_err(format!(
-                "modifier `{name}` cannot be combined with an earlier one"
-            )))
-        }
-        _ => {
-            if m.kind != Some(Kind::FieldRef) {
-                m.kind = Some(k);
-            }
-            Ok(())
-        }
-    };
-    for &raw in mods {
+    }
+}
+
+impl Mods {
+    /// Adds one modifier, in the rule's order (some only follow others).
+    fn apply(&mut self, field: &str, raw: &str) -> Result<(), RuleErrorKind> {
         let name = raw.trim().to_ascii_lowercase();
         match name.as_str() {
-            "contains" | "startswith" | "endswith" => {
-                let op = match name.as_str() {
-                    "contains" => TextOp::Contains,
-                    "startswith" => TextOp::Prefix,
-                    _ => TextOp::Suffix,
-                };
-                if m.text.is_some_and(|t| t != op) {
-                    return Err(field_err(format!(
-                        "`{name}` cannot be combined with another of contains/startswith/endswith"
-                    )));
-                }
-                m.text = Some(op);
-                set_kind(&mut m, Kind::Text(op), &name)?;
-            }
-            "all" => m.all = true,
-            "cased" => m.cased = true,
-            "re" => set_kind(&mut m, Kind::Re, &name)?,
-            "i" | "m" | "s" => {
-                if m.kind != Some(Kind::Re) {
-                    return Err(field_err(format!("`{name}` only follows `re`")));
-                }
-                match name.as_str() {
-                    "i" => m.re_flags.0 = true,
-                    "m" => m.re_flags.1 = true,
-                    _ => m.re_flags.2 = true,
-                }
-            }
-            "cidr" => set_kind(&mut m, Kind::Cidr, &name)?,
-            "exists" => set_kind(&mut m, Kind::Exists, &name)?,
-            "gt" => set_kind(&mut m, Kind::Cmp(CmpOp::Gt), &name)?,
-            "gte" => set_kind(&mut m, Kind::Cmp(CmpOp::Gte), &name)?,
-            "lt" => set_kind(&mut m, Kind::Cmp(CmpOp::Lt), &name)?,
-            "lte" => set_kind(&mut m, Kind::Cmp(CmpOp::Lte), &name)?,
+            "contains" => self.set_text(TextOp::Contains, field, &name)?,
+            "startswith" => self.set_text(TextOp::Prefix, field, &name)?,
+            "endswith" => self.set_text(TextOp::Suffix, field, &name)?,
+            "all" => self.all = true,
+            "cased" => self.cased = true,
+            "re" => self.set_kind(Kind::Re, field, &name)?,
+            "i" | "m" | "s" => self.set_re_flag(field, &name)?,
+            "cidr" => self.set_kind(Kind::Cidr, field, &name)?,
+            "exists" => self.set_kind(Kind::Exists, field, &name)?,
+            "gt" => self.set_kind(Kind::Cmp(CmpOp::Gt), field, &name)?,
+            "gte" => self.set_kind(Kind::Cmp(CmpOp::Gte), field, &name)?,
+            "lt" => self.set_kind(Kind::Cmp(CmpOp::Lt), field, &name)?,
+            "lte" => self.set_kind(Kind::Cmp(CmpOp::Lte), field, &name)?,
             "fieldref" => {
-                if m.kind.is_some_and(|k| !matches!(k, Kind::Text(_))) {
-                    return Err(field_err("`fieldref` cannot follow that modifier".into()));
+                if self.kind.is_some_and(|k| !matches!(k, Kind::Text(_))) {
+                    return Err(field_err(
+                        field,
+                        "`fieldref` cannot follow that modifier".into(),
+                    ));
                 }
-                m.kind = Some(Kind::FieldRef);
+                self.kind = Some(Kind::FieldRef);
             }
-            "base64" => m.transforms.push(Transform::Base64),
-            "base64offset" => m.transforms.push(Transform::Base64Offset),
-            "utf16le" | "wide" => m.transforms.push(Transform::Utf16Le),
-            "utf16be" => m.transforms.push(Transform::Utf16Be),
-            "utf16" => m.transforms.push(Transform::Utf16),
-            "windash" => m.transforms.push(Transform::Windash),
-            "expand" => m.expand = true,
+            "base64" => self.transforms.push(Transform::Base64),
+            "base64offset" => self.transforms.push(Transform::Base64Offset),
+            "utf16le" | "wide" => self.transforms.push(Transform::Utf16Le),
+            "utf16be" => self.transforms.push(Transform::Utf16Be),
+            "utf16" => self.transforms.push(Transform::Utf16),
+            "windash" => self.transforms.push(Transform::Windash),
+            "expand" => self.expand = true,
             "minute" | "hour" | "day" | "week" | "month" | "year" => {
                 return Err(RuleErrorKind::Unsupported(Unsupported::Modifier {
                     field: field.into(),
@@ -744,16 +745,52 @@ fn parse_mods(field: &str, mods: &[&str]) -> Result<Mods, RuleErrorKind> {
                 })
             }
         }
+        Ok(())
     }
-    if !m.transforms.is_empty() && m.kind.is_some_and(|k| !matches!(k, Kind::Text(_))) {
-        return Err(field_err(
-            "encoding modifiers only combine with contains/startswith/endswith".into(),
-        ));
+
+    /// `contains`, `startswith` or `endswith`: at most one of them.
+    fn set_text(&mut self, op: TextOp, field: &str, name: &str) -> Result<(), RuleErrorKind> {
+        if self.text.is_some_and(|t| t != op) {
+            return Err(field_err(
+                field,
+                format!("`{name}` cannot be combined with another of contains/startswith/endswith"),
+            ));
+        }
+        self.text = Some(op);
+        self.set_kind(Kind::Text(op), field, name)
     }
-    if m.kind == Some(Kind::FieldRef) && !m.transforms.is_empty() {
-        return Err(field_err("`fieldref` takes no encoding modifiers".into()));
+
+    /// One kind of comparison per field; a text modifier may follow `fieldref`
+    /// (which stays the kind).
+    fn set_kind(&mut self, k: Kind, field: &str, name: &str) -> Result<(), RuleErrorKind> {
+        match self.kind {
+            Some(prev) if prev != k && !(prev == Kind::FieldRef && matches!(k, Kind::Text(_))) => {
+                Err(field_err(
+                    field,
+                    format!("modifier `{name}` cannot be combined with an earlier one"),
+                ))
+            }
+            _ => {
+                if self.kind != Some(Kind::FieldRef) {
+                    self.kind = Some(k);
+                }
+                Ok(())
+            }
+        }
     }
-    Ok(m)
+
+    /// `i`, `m` or `s`: flags of an earlier `re`.
+    fn set_re_flag(&mut self, field: &str, name: &str) -> Result<(), RuleErrorKind> {
+        if self.kind != Some(Kind::Re) {
+            return Err(field_err(field, format!("`{name}` only follows `re`")));
+        }
+        match name {
+            "i" => self.re_flags.0 = true,
+            "m" => self.re_flags.1 = true,
+            _ => self.re_flags.2 = true,
+        }
+        Ok(())
+    }
 }
 
 /// A YAML scalar as text, or `None` for null. Nested values are errors.
@@ -922,37 +959,13 @@ pub(crate) fn compile_field(
         m.kind = Some(Kind::Text(TextOp::Contains));
         m.text = Some(TextOp::Contains);
     }
-    let field_err = |reason: &str| RuleErrorKind::Field {
-        field: shown.into(),
-        reason: reason.into(),
-    };
-
-    let raw: Vec<Option<String>> = match values {
-        serde_yaml::Value::Sequence(items) => {
-            if items.is_empty() {
-                return Err(field_err("empty value list"));
-            }
-            items
-                .iter()
-                .map(|v| scalar_text(shown, v))
-                .collect::<Result<_, _>>()?
-        }
-        v => vec![scalar_text(shown, v)?],
-    };
+    let raw = value_list(shown, values)?;
     let path = FieldPath::parse(field);
 
     if m.kind == Some(Kind::Exists) {
-        let [Some(v)] = raw.as_slice() else {
-            return Err(field_err("`exists` takes one value, true or false"));
-        };
-        let want = match v.to_ascii_lowercase().as_str() {
-            "true" | "yes" => true,
-            "false" | "no" => false,
-            _ => return Err(field_err("`exists` takes true or false")),
-        };
         return Ok(FieldMatcher {
             path,
-            kind: FieldKind::Exists(want),
+            kind: FieldKind::Exists(exists_wanted(shown, &raw)?),
         });
     }
 
@@ -960,7 +973,7 @@ pub(crate) fn compile_field(
     for value in raw {
         let Some(value) = value else {
             if m.kind.is_some() || !m.transforms.is_empty() || keyword {
-                return Err(field_err("null cannot take modifiers"));
+                return Err(field_err(shown, "null cannot take modifiers".into()));
             }
             groups.push(vec![ValueMatcher::Null]);
             continue;
@@ -971,78 +984,9 @@ pub(crate) fn compile_field(
                 value,
             }));
         }
-        let group = match m.kind.unwrap_or(Kind::Plain) {
-            Kind::Plain | Kind::Text(_) => transform(value, &m.transforms)
-                .into_iter()
-                .map(|(s, literal)| {
-                    let mut toks = if literal {
-                        if s.is_empty() {
-                            Vec::new()
-                        } else {
-                            vec![Tok::Lit(s)]
-                        }
-                    } else {
-                        tokenize(&s)
-                    };
-                    match m.text {
-                        Some(TextOp::Contains) => {
-                            push_star(&mut toks, true);
-                            push_star(&mut toks, false);
-                        }
-                        Some(TextOp::Prefix) => push_star(&mut toks, false),
-                        Some(TextOp::Suffix) => push_star(&mut toks, true),
-                        _ => {}
-                    }
-                    compile_tokens(toks, m.cased, shown).map(ValueMatcher::Str)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Kind::Re => {
-                let (i, mline, s) = m.re_flags;
-                let regex = RegexBuilder::new(&value)
-                    .case_insensitive(i)
-                    .multi_line(mline)
-                    .dot_matches_new_line(s)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| RuleErrorKind::Regex {
-                        field: shown.into(),
-                        reason: e.to_string(),
-                    })?;
-                vec![ValueMatcher::Str(StrMatcher {
-                    op: StrOp::Re(regex),
-                    needle: "".into(),
-                    needle_ascii: true,
-                    cased: true,
-                    number: None,
-                    constraint: None,
-                })]
-            }
-            Kind::Cidr => {
-                let v = value.trim();
-                let net = v
-                    .parse::<IpNet>()
-                    .or_else(|_| v.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| field_err(&format!("`{v}` is not a CIDR range")))?;
-                vec![ValueMatcher::Cidr(net)]
-            }
-            Kind::Cmp(op) => {
-                let n = value
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite())
-                    .ok_or_else(|| field_err(&format!("`{value}` is not a number")))?;
-                vec![ValueMatcher::Cmp(op, n)]
-            }
-            Kind::FieldRef => vec![ValueMatcher::FieldRef {
-                path: FieldPath::parse(value.trim()),
-                op: m.text.unwrap_or(TextOp::Eq),
-                cased: m.cased,
-            }],
-            Kind::Exists => unreachable!("handled above"),
-        };
+        let group = value_group(value, &m, shown)?;
         if group.is_empty() {
-            return Err(field_err("a value encodes to nothing"));
+            return Err(field_err(shown, "a value encodes to nothing".into()));
         }
         groups.push(group);
     }
@@ -1054,6 +998,127 @@ pub(crate) fn compile_field(
         eq_set(&values).unwrap_or(FieldKind::Any(values))
     };
     Ok(FieldMatcher { path, kind })
+}
+
+/// A field's values as text (`None` for null): a list, or one value.
+fn value_list(
+    shown: &str,
+    values: &serde_yaml::Value,
+) -> Result<Vec<Option<String>>, RuleErrorKind> {
+    Ok(match values {
+        serde_yaml::Value::Sequence(items) => {
+            if items.is_empty() {
+                return Err(field_err(shown, "empty value list".into()));
+            }
+            items
+                .iter()
+                .map(|v| scalar_text(shown, v))
+                .collect::<Result<_, _>>()?
+        }
+        v => vec![scalar_text(shown, v)?],
+    })
+}
+
+/// `|exists`: its one value, true or false.
+fn exists_wanted(shown: &str, raw: &[Option<String>]) -> Result<bool, RuleErrorKind> {
+    let [Some(v)] = raw else {
+        return Err(field_err(
+            shown,
+            "`exists` takes one value, true or false".into(),
+        ));
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(field_err(shown, "`exists` takes true or false".into())),
+    }
+}
+
+/// The matchers one value of the rule becomes (several when an encoding
+/// modifier makes variants of it).
+fn value_group(value: String, m: &Mods, shown: &str) -> Result<Vec<ValueMatcher>, RuleErrorKind> {
+    Ok(match m.kind.unwrap_or(Kind::Plain) {
+        Kind::Plain | Kind::Text(_) => text_values(value, m, shown)?,
+        Kind::Re => vec![regex_value(&value, m.re_flags, shown)?],
+        Kind::Cidr => {
+            let v = value.trim();
+            let net = v
+                .parse::<IpNet>()
+                .or_else(|_| v.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| field_err(shown, format!("`{v}` is not a CIDR range")))?;
+            vec![ValueMatcher::Cidr(net)]
+        }
+        Kind::Cmp(op) => {
+            let n = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| field_err(shown, format!("`{value}` is not a number")))?;
+            vec![ValueMatcher::Cmp(op, n)]
+        }
+        Kind::FieldRef => vec![ValueMatcher::FieldRef {
+            path: FieldPath::parse(value.trim()),
+            op: m.text.unwrap_or(TextOp::Eq),
+            cased: m.cased,
+        }],
+        Kind::Exists => unreachable!("handled by compile_field"),
+    })
+}
+
+/// A plain or `contains`/`startswith`/`endswith` value, after its encoding
+/// modifiers: wildcard tokens, starred as the text modifier says.
+fn text_values(value: String, m: &Mods, shown: &str) -> Result<Vec<ValueMatcher>, RuleErrorKind> {
+    transform(value, &m.transforms)
+        .into_iter()
+        .map(|(s, literal)| {
+            let mut toks = if literal {
+                if s.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Tok::Lit(s)]
+                }
+            } else {
+                tokenize(&s)
+            };
+            match m.text {
+                Some(TextOp::Contains) => {
+                    push_star(&mut toks, true);
+                    push_star(&mut toks, false);
+                }
+                Some(TextOp::Prefix) => push_star(&mut toks, false),
+                Some(TextOp::Suffix) => push_star(&mut toks, true),
+                _ => {}
+            }
+            compile_tokens(toks, m.cased, shown).map(ValueMatcher::Str)
+        })
+        .collect()
+}
+
+/// A `|re` value, with its `i`, `m` and `s` flags.
+fn regex_value(
+    value: &str,
+    (i, mline, s): (bool, bool, bool),
+    shown: &str,
+) -> Result<ValueMatcher, RuleErrorKind> {
+    let regex = RegexBuilder::new(value)
+        .case_insensitive(i)
+        .multi_line(mline)
+        .dot_matches_new_line(s)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| RuleErrorKind::Regex {
+            field: shown.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(ValueMatcher::Str(StrMatcher {
+        op: StrOp::Re(regex),
+        needle: "".into(),
+        needle_ascii: true,
+        cased: true,
+        number: None,
+        constraint: None,
+    }))
 }
 
 /// Many case-insensitive exact values become one hash set.

@@ -5,24 +5,38 @@
 //! parses and compiles one SigmaHQ-format rule, [`RuleSet`] holds the bundled
 //! rules (embedded in the binary) plus a user's folder, indexed so that a
 //! record meets only the rules its `eventName` can match.
+//!
+//! A crate of its own, re-exported as `vigil::detect`: it depends on no AWS
+//! SDK (only the finding model, serde, regex, ipnet and tracing), so editing
+//! a rule under `rules/` rebuilds only this crate and its rule tests run in
+//! seconds.
+//! `build.rs` embeds those rules in the library.
+//!
+//! Modules are private; what the pipeline, the functions and `vigil rules`
+//! use is re-exported below, and [`eventbridge`], [`glob`], [`pattern`] and
+//! [`ruletest`] stay public as namespaces (`glob::matches`, `pattern::derive`,
+//! `ruletest::lint`).
 
 mod condition;
 mod error;
 pub mod eventbridge;
+pub mod glob;
 mod matcher;
 pub mod pattern;
 mod ruleset;
 pub mod ruletest;
 mod sigma;
 
+// What the pipeline, the functions, `vigil rules` and the tests use.
 pub use error::{RuleError, RuleErrorKind, Unsupported};
-pub use matcher::{Constraint, MODIFIERS};
 pub use ruleset::{RuleSet, RuleSource};
-pub use sigma::{attack_tags, record_of, ParsedRule, Rule, RuleTests, KNOWN_KEYS};
+pub use sigma::{ParsedRule, Rule, RuleTests};
+// In `pattern`'s signatures: what a rule requires of a field.
+pub use matcher::Constraint;
 
 use serde_json::Value;
 
-use crate::model::{Severity, Tactic, Technique};
+use vigil_model::{Severity, Tactic, Technique};
 
 /// What a finding needs to know about the rule that fired.
 #[derive(Debug, Clone, PartialEq)]

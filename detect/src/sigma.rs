@@ -27,11 +27,11 @@ use super::condition::{self, Expr};
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::{compile_field, Constraint, FieldMatcher};
 use super::RuleMeta;
-use crate::model::{Severity, Tactic, Technique};
+use vigil_model::{Severity, Tactic, Technique};
 
 /// The top-level keys Sigma defines (plus Vigil's `vigil_tests`); anything
 /// else is kept by Sigma tools but flagged by `vigil rules lint` as a likely typo.
-pub const KNOWN_KEYS: &[&str] = &[
+pub(crate) const KNOWN_KEYS: &[&str] = &[
     "title",
     "id",
     "name",
@@ -436,18 +436,7 @@ fn load_yaml(text: &str) -> Result<Yaml, RuleErrorKind> {
 }
 
 fn parse_doc(origin: &str, text: &str) -> Result<ParsedRule, RuleErrorKind> {
-    let doc = load_yaml(text)?;
-    let Yaml::Mapping(map) = doc else {
-        return Err(RuleErrorKind::Yaml("a rule is a YAML mapping".into()));
-    };
-    if map.contains_key("correlation")
-        || string(&map, "type").ok().flatten().as_deref() == Some("correlation")
-    {
-        return Err(RuleErrorKind::Unsupported(Unsupported::Correlation));
-    }
-    if map.contains_key("action") {
-        return Err(RuleErrorKind::Unsupported(Unsupported::MultiDocument));
-    }
+    let map = single_rule(load_yaml(text)?)?;
     let mut notes = Vec::new();
     for k in map.keys() {
         let k = key_str(k).unwrap_or_default();
@@ -459,47 +448,11 @@ fn parse_doc(origin: &str, text: &str) -> Result<ParsedRule, RuleErrorKind> {
     let title = string(&map, "title")?
         .filter(|t| !t.is_empty())
         .ok_or(RuleErrorKind::Missing("title"))?;
-    let id = match string(&map, "id")?.filter(|s| !s.is_empty()) {
-        Some(id) => id,
-        None => {
-            notes.push("missing `id`".into());
-            std::path::Path::new(origin)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or(origin)
-                .to_string()
-        }
-    };
-    let severity = match string(&map, "level")? {
-        Some(l) => l
-            .parse::<Severity>()
-            .map_err(|e| invalid("level", e.to_string()))?,
-        None => {
-            notes.push("missing `level` (read as medium)".into());
-            Severity::Medium
-        }
-    };
+    let id = rule_id(&map, origin, &mut notes)?;
+    let severity = level(&map, &mut notes)?;
     let tags = strings(&map, "tags")?;
     let (tactics, techniques) = attack_tags(&tags);
-
-    if let Some(ls) = get(&map, "logsource") {
-        let Yaml::Mapping(ls) = ls else {
-            return Err(invalid("logsource", "expected a mapping"));
-        };
-        let product = string(ls, "product")?.map(|s| s.to_ascii_lowercase());
-        let service = string(ls, "service")?.map(|s| s.to_ascii_lowercase());
-        let ok = product.as_deref() == Some("aws")
-            && matches!(service.as_deref(), None | Some("cloudtrail"));
-        if !ok {
-            return Err(RuleErrorKind::Unsupported(Unsupported::LogSource(format!(
-                "product {}, service {}",
-                product.as_deref().unwrap_or("-"),
-                service.as_deref().unwrap_or("-")
-            ))));
-        }
-    } else {
-        notes.push("missing `logsource` (read as aws/cloudtrail)".into());
-    }
+    check_logsource(&map, &mut notes)?;
 
     let Some(Yaml::Mapping(detection)) = get(&map, "detection") else {
         return Err(RuleErrorKind::Missing("detection"));
@@ -532,6 +485,75 @@ fn parse_doc(origin: &str, text: &str) -> Result<ParsedRule, RuleErrorKind> {
         tests,
         notes,
     })
+}
+
+/// The document as one plain rule: a mapping, neither a correlation rule
+/// nor part of a rule collection (`action: global`).
+fn single_rule(doc: Yaml) -> Result<Mapping, RuleErrorKind> {
+    let Yaml::Mapping(map) = doc else {
+        return Err(RuleErrorKind::Yaml("a rule is a YAML mapping".into()));
+    };
+    if map.contains_key("correlation")
+        || string(&map, "type").ok().flatten().as_deref() == Some("correlation")
+    {
+        return Err(RuleErrorKind::Unsupported(Unsupported::Correlation));
+    }
+    if map.contains_key("action") {
+        return Err(RuleErrorKind::Unsupported(Unsupported::MultiDocument));
+    }
+    Ok(map)
+}
+
+/// The rule's `id`, or (noted) its file stem.
+fn rule_id(map: &Mapping, origin: &str, notes: &mut Vec<String>) -> Result<String, RuleErrorKind> {
+    Ok(match string(map, "id")?.filter(|s| !s.is_empty()) {
+        Some(id) => id,
+        None => {
+            notes.push("missing `id`".into());
+            std::path::Path::new(origin)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(origin)
+                .to_string()
+        }
+    })
+}
+
+/// The rule's `level`, or (noted) medium.
+fn level(map: &Mapping, notes: &mut Vec<String>) -> Result<Severity, RuleErrorKind> {
+    Ok(match string(map, "level")? {
+        Some(l) => l
+            .parse::<Severity>()
+            .map_err(|e| invalid("level", e.to_string()))?,
+        None => {
+            notes.push("missing `level` (read as medium)".into());
+            Severity::Medium
+        }
+    })
+}
+
+/// Only AWS CloudTrail rules run here; a rule without `logsource` is read
+/// as one (noted).
+fn check_logsource(map: &Mapping, notes: &mut Vec<String>) -> Result<(), RuleErrorKind> {
+    let Some(ls) = get(map, "logsource") else {
+        notes.push("missing `logsource` (read as aws/cloudtrail)".into());
+        return Ok(());
+    };
+    let Yaml::Mapping(ls) = ls else {
+        return Err(invalid("logsource", "expected a mapping"));
+    };
+    let product = string(ls, "product")?.map(|s| s.to_ascii_lowercase());
+    let service = string(ls, "service")?.map(|s| s.to_ascii_lowercase());
+    let ok = product.as_deref() == Some("aws")
+        && matches!(service.as_deref(), None | Some("cloudtrail"));
+    if !ok {
+        return Err(RuleErrorKind::Unsupported(Unsupported::LogSource(format!(
+            "product {}, service {}",
+            product.as_deref().unwrap_or("-"),
+            service.as_deref().unwrap_or("-")
+        ))));
+    }
+    Ok(())
 }
 
 type Compiled = (Vec<Selection>, Expr);
@@ -681,7 +703,7 @@ fn parse_tests(v: &Yaml) -> Result<RuleTests, RuleErrorKind> {
 }
 
 /// The CloudTrail record inside an EventBridge event, or the record itself.
-pub fn record_of(event: Value) -> Value {
+pub(crate) fn record_of(event: Value) -> Value {
     match event {
         Value::Object(mut m) if m.contains_key("detail-type") && m.contains_key("detail") => {
             m.remove("detail").unwrap_or(Value::Null)
@@ -694,7 +716,7 @@ pub fn record_of(event: Value) -> Value {
 /// `attack.t1552.005`). ATT&CK v18 split Defense Evasion; SigmaHQ already
 /// tags `attack.stealth` and `attack.defense-impairment`, which Vigil reports
 /// as Defense Evasion (TA0005) until its tactic list follows.
-pub fn attack_tags(tags: &[String]) -> (Vec<Tactic>, Vec<Technique>) {
+pub(crate) fn attack_tags(tags: &[String]) -> (Vec<Tactic>, Vec<Technique>) {
     let mut tactics = Vec::new();
     let mut techniques: Vec<Technique> = Vec::new();
     for tag in tags {

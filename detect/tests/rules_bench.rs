@@ -2,13 +2,13 @@
 //! `../shared` is present) against the cost of parsing the same bytes.
 //! DESIGN.md's target: at least half the parse rate, >= 100k events/s/core.
 //!
-//! `cargo test --release -p vigil --test rules_bench -- --ignored --nocapture`
+//! `cargo test --release -p vigil-detect --test rules_bench -- --ignored --nocapture`
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
-use vigil::detect::{Detector, Rule, RuleSet, RuleSource};
+use vigil_detect::{Detector, Rule, RuleSet, RuleSource};
 
 fn corpus() -> Vec<Vec<u8>> {
     let mut out = Vec::new();

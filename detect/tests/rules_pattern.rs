@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use vigil::detect::eventbridge::{cloudtrail_envelope, EventPattern};
-use vigil::detect::pattern::{self, TemplateRule, MAX_PATTERN_CHARS, STATE_ALL_MANAGEMENT};
-use vigil::detect::{Rule, RuleSet, RuleSource};
+use vigil_detect::eventbridge::{cloudtrail_envelope, EventPattern};
+use vigil_detect::pattern::{self, TemplateRule, MAX_PATTERN_CHARS, STATE_ALL_MANAGEMENT};
+use vigil_detect::{Rule, RuleSet, RuleSource};
 
 /// Every bundled rule's matching test records, with the rule's origin.
 fn matching_records() -> Vec<(String, Value)> {
