@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountInfo;
 use crate::aws::SsmReadError;
-use crate::dedup::rules::{glob_match, OneOrMany};
+use crate::dedup::rules::OneOrMany;
+use crate::detect::glob::{self, Syntax};
 use crate::model::{Finding, Severity};
 
 /// Name of the route an alert takes when no rule matches.
@@ -326,7 +327,7 @@ impl RouteRule {
             let values: Vec<&str> = values.collect();
             patterns
                 .iter()
-                .any(|p| values.iter().any(|v| glob_match(p, v)))
+                .any(|p| values.iter().any(|v| glob::matches(p, v, Syntax::SHELL)))
         };
         if self.min_severity.is_some_and(|min| f.severity < min) {
             return false;
