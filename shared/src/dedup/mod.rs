@@ -41,7 +41,6 @@ use tracing::{info_span, Instrument};
 
 use crate::env::{ConfigError, Env};
 use crate::model::{Finding, Severity};
-use crate::pipeline::Decision;
 
 pub use dynamodb::DynamoStore;
 pub use idempotency::{Begin, BeginOutcome, Idempotency, IdempotencyGuard};
@@ -334,7 +333,43 @@ pub enum Admission {
     /// Alert, carrying this many suppressed repeats.
     Alert { suppressed_repeats: u64 },
     /// Do not alert, for this reason.
-    Skip(Decision),
+    Skip(Skip),
+}
+
+/// Why the stage holds a finding back (the pipeline reports each as its
+/// `Decision` of the same name).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Skip {
+    /// A repeat of a fingerprint already alerted in its suppression window,
+    /// or the source re-sending a finding already alerted: counted, and the
+    /// next alert carries the count.
+    Suppressed {
+        kind: RepeatKind,
+        /// Suppressed since the last alert, this one included.
+        repeats: u64,
+        /// End of the suppression window (epoch seconds).
+        until: i64,
+    },
+    /// Matched a configured suppression rule.
+    SuppressedByRule { rule: String, reason: String },
+    /// Past the storm threshold: counted into the storm summary alert.
+    Aggregated {
+        /// Start of the storm window (epoch seconds).
+        window: i64,
+        /// The finding's place among the window's alerts.
+        position: u64,
+    },
+}
+
+impl Skip {
+    /// The name logs and metrics give the decision.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Skip::Suppressed { .. } => "suppressed",
+            Skip::SuppressedByRule { .. } => "suppressed_by_rule",
+            Skip::Aggregated { .. } => "aggregated",
+        }
+    }
 }
 
 /// Fingerprint and storm tracking (needs a state store).
@@ -544,8 +579,8 @@ impl EventSession<'_> {
                     current.record("vigil.dedup", "alert");
                     current.record("vigil.suppressed_repeats", *suppressed_repeats);
                 }
-                Admission::Skip(d) => {
-                    current.record("vigil.dedup", crate::pipeline::decision_name(d));
+                Admission::Skip(skip) => {
+                    current.record("vigil.dedup", skip.name());
                 }
             }
             outcome
@@ -557,7 +592,7 @@ impl EventSession<'_> {
     async fn admit_inner(&mut self, f: &Finding) -> Admission {
         let now = self.dedup.clock.now();
         if let Some(rule) = self.dedup.rules.matching(f, now) {
-            return Admission::Skip(Decision::SuppressedByRule {
+            return Admission::Skip(Skip::SuppressedByRule {
                 rule: rule.name.clone(),
                 reason: rule.reason.clone(),
             });
@@ -646,7 +681,7 @@ impl EventSession<'_> {
                 }
             }
             return match verdict {
-                Verdict::Suppress { kind, repeats } => Admission::Skip(Decision::Suppressed {
+                Verdict::Suppress { kind, repeats } => Admission::Skip(Skip::Suppressed {
                     kind,
                     repeats,
                     until: previous.as_ref().map(|p| p.window_end).unwrap_or(now),
@@ -655,7 +690,7 @@ impl EventSession<'_> {
                     suppressed_repeats, ..
                 } => match storm {
                     Some(StormCheck::Aggregated { window, position }) => {
-                        Admission::Skip(Decision::Aggregated { window, position })
+                        Admission::Skip(Skip::Aggregated { window, position })
                     }
                     _ => {
                         self.claims
