@@ -10,74 +10,31 @@
 //!
 //! Fingerprint records are written with UpdateItem (`SET` of this module's
 //! attributes only) and a version condition, so a `thread_ts` the notifier
-//! adds is kept; the notifier's own UpdateItem sets only the thread's
-//! attributes (and `expiration` if the record has none), so it never
-//! disturbs the state or its version. Storm records only ever see atomic
+//! adds is kept; the notifier's own UpdateItem
+//! ([`crate::notify::DynamoThreads`]) sets only the thread's attributes (and
+//! `expiration` if the record has none), so it never disturbs the state or
+//! its version. Storm records only ever see atomic
 //! `ADD`s.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
 use super::idempotency::BeginOutcome;
 use super::storm::{ResourceSlot, StormCounters, StormEntry};
-use super::{SlackThread, StateStore, StoreError, StoreFuture, Versioned};
+use super::table::{count, describe, expired, get_item, n, num, s, string, Item};
+use super::{StateStore, StoreError, StoreFuture, Versioned};
 
 const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 const STATUS_COMPLETE: &str = "COMPLETE";
-
-/// A DynamoDB client for state: short timeouts, because a slow state store
-/// must not eat the invocation's time (the pipeline fails open instead).
-pub fn client(sdk: &aws_config::SdkConfig) -> Client {
-    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .build();
-    Client::from_conf(conf)
-}
 
 /// A [`StateStore`] on one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn num(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
-}
-
-fn count(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
-    num(item, name)
-        .and_then(|v| u64::try_from(v).ok())
-        .unwrap_or(0)
-}
-
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
 }
 
 /// A conditional-check failure, or the store is unavailable.
@@ -92,7 +49,7 @@ where
             };
         }
     }
-    StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+    StoreError::Unavailable(describe(&err))
 }
 
 impl DynamoStore {
@@ -107,24 +64,17 @@ impl DynamoStore {
         &self.table
     }
 
-    async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .consistent_read(true)
-            .send()
+    async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        get_item(&self.client, &self.table, key)
             .await
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-        Ok(out.item)
+            .map_err(|e| StoreError::Unavailable(describe(&e)))
     }
 
     async fn load_impl(&self, key: &str, now: i64) -> Result<Option<Versioned>, StoreError> {
         let Some(item) = self.get(key).await? else {
             return Ok(None);
         };
-        if num(&item, "expiration").is_some_and(|e| e < now) {
+        if expired(&item, now) {
             return Ok(None);
         }
         let (Some(state), Some(version)) = (string(&item, "state"), num(&item, "version")) else {
@@ -133,75 +83,7 @@ impl DynamoStore {
         Ok(Some(Versioned {
             state,
             version: u64::try_from(version).unwrap_or(0),
-            thread_ts: string(&item, "thread_ts"),
         }))
-    }
-
-    async fn load_thread_impl(
-        &self,
-        key: &str,
-        now: i64,
-    ) -> Result<Option<SlackThread>, StoreError> {
-        let Some(item) = self.get(key).await? else {
-            return Ok(None);
-        };
-        if num(&item, "expiration").is_some_and(|e| e < now) {
-            return Ok(None);
-        }
-        Ok(string(&item, "thread_ts").map(|ts| SlackThread {
-            ts,
-            channel: string(&item, "thread_channel"),
-            origin: string(&item, "thread_origin"),
-        }))
-    }
-
-    async fn save_thread_impl(
-        &self,
-        key: &str,
-        thread: &SlackThread,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .expression_attribute_names("#ts", "thread_ts")
-            .expression_attribute_names("#channel", "thread_channel")
-            .expression_attribute_names("#origin", "thread_origin")
-            .expression_attribute_names("#exp", "expiration")
-            .expression_attribute_values(":ts", s(&thread.ts))
-            .expression_attribute_values(":exp", n(expires_at));
-        // A new thread replaces every part of the old one: a missing channel
-        // or origin must not pair with a stale one.
-        let mut set = vec!["#ts = :ts", "#exp = if_not_exists(#exp, :exp)"];
-        let mut remove = Vec::new();
-        for (name, value, assignment, slot) in [
-            (
-                "#channel",
-                ":channel",
-                "#channel = :channel",
-                &thread.channel,
-            ),
-            ("#origin", ":origin", "#origin = :origin", &thread.origin),
-        ] {
-            match slot {
-                Some(v) => {
-                    req = req.expression_attribute_values(value, s(v));
-                    set.push(assignment);
-                }
-                None => remove.push(name),
-            }
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        req.update_expression(expression)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
     }
 
     async fn save_impl(
@@ -258,7 +140,7 @@ impl DynamoStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
         Ok(out
             .attributes
             .as_ref()
@@ -431,7 +313,7 @@ impl DynamoStore {
                     _ => None,
                 }
             }
-            _ => return Err(StoreError::Unavailable(DisplayErrorContext(&err).to_string())),
+            _ => return Err(StoreError::Unavailable(describe(&err))),
         };
         // Not every DynamoDB implementation returns the old item: read it.
         let old = match old {
@@ -469,7 +351,7 @@ impl DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
+            .map_err(|e| StoreError::Unavailable(describe(&e)))
     }
 
     async fn forget_impl(&self, key: &str) -> Result<(), StoreError> {
@@ -480,7 +362,7 @@ impl DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
+            .map_err(|e| StoreError::Unavailable(describe(&e)))
     }
 }
 
@@ -560,18 +442,5 @@ impl StateStore for DynamoStore {
 
     fn forget<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(self.forget_impl(key))
-    }
-
-    fn load_thread<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SlackThread>> {
-        Box::pin(self.load_thread_impl(key, now))
-    }
-
-    fn save_thread<'a>(
-        &'a self,
-        key: &'a str,
-        thread: &'a SlackThread,
-        expires_at: i64,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(self.save_thread_impl(key, thread, expires_at))
     }
 }

@@ -29,6 +29,7 @@ pub mod memory;
 pub mod rules;
 pub mod storm;
 pub mod suppression;
+pub(crate) mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -205,30 +206,12 @@ pub struct Versioned {
     /// The state as JSON (fingerprint records: [`FingerprintState`]).
     pub state: String,
     pub version: u64,
-    /// Slack thread id the notifier stores beside the state (`thread_ts`
-    /// attribute); never written by this module.
-    pub thread_ts: Option<String>,
 }
 
 /// The key of a fingerprint's record (`fp#<fingerprint>`): its dedup state,
-/// and the notifier's Slack thread beside it.
+/// and the notifier's Slack thread beside it ([`crate::notify::ThreadStore`]).
 pub fn fingerprint_key(fingerprint: &str) -> String {
     format!("fp#{fingerprint}")
-}
-
-/// The Slack message a fingerprint's later alerts reply to. The notifier owns
-/// it; the dedup stage never writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlackThread {
-    /// The top-level message's `ts`: replies pass it as `thread_ts`.
-    pub ts: String,
-    /// The channel id Slack answered with; replies must go to that channel.
-    /// None for a thread stored without one.
-    pub channel: Option<String>,
-    /// The alert that started the thread (`thread_origin`), so a retried
-    /// delivery of that same alert is recognised instead of posting its card
-    /// a second time.
-    pub origin: Option<String>,
 }
 
 /// Where dedup state lives. Keys are prefixed by kind (`fp#`, `storm#`,
@@ -310,21 +293,6 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Idempotency: deletes the record so a retry can run.
     fn forget<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
-
-    /// The Slack thread stored on a fingerprint record, if the record is live
-    /// and has one (with or without dedup state).
-    fn load_thread<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SlackThread>>;
-
-    /// Stores `thread` on a fingerprint record, creating the record if needed.
-    /// Writes only the thread's attributes, never the dedup state or its
-    /// version (so it cannot conflict with the dedup stage); a new record gets
-    /// `expires_at`, an existing one keeps its expiry.
-    fn save_thread<'a>(
-        &'a self,
-        key: &'a str,
-        thread: &'a SlackThread,
-        expires_at: i64,
-    ) -> StoreFuture<'a, ()>;
 }
 
 /// What the stage says about one finding.
@@ -444,7 +412,7 @@ impl Dedup {
     /// once here, so an operator sees what the function does without it.
     pub fn from_settings(settings: &DedupSettings, sdk: &aws_config::SdkConfig) -> Dedup {
         let store_for = |table: &String| -> Arc<dyn StateStore> {
-            Arc::new(DynamoStore::new(dynamodb::client(sdk), table.clone()))
+            Arc::new(DynamoStore::new(table::client(sdk), table.clone()))
         };
         if settings.idempotency_table.is_none() {
             tracing::warn!(
@@ -607,7 +575,7 @@ impl EventSession<'_> {
                 suppressed_repeats: 0,
             };
         }
-        let key = format!("fp#{}", f.fingerprint);
+        let key = fingerprint_key(&f.fingerprint);
         let owner = owner(f);
         let obs = Observation {
             finding_key: finding_key(&f.id),
@@ -630,10 +598,7 @@ impl EventSession<'_> {
             };
             let (previous, version) = match &loaded {
                 Some(v) => match serde_json::from_str::<FingerprintState>(&v.state) {
-                    Ok(mut s) => {
-                        s.thread_ts = v.thread_ts.clone();
-                        (Some(s), Some(v.version))
-                    }
+                    Ok(s) => (Some(s), Some(v.version)),
                     Err(e) => {
                         // Unreadable state is replaced, not trusted: alerting
                         // once too often beats suppressing on garbage.
@@ -774,7 +739,7 @@ impl EventSession<'_> {
         if self.store_down {
             return;
         }
-        let key = format!("fp#{}", f.fingerprint);
+        let key = fingerprint_key(&f.fingerprint);
         let now = self.dedup.clock.now();
         for _ in 0..MAX_ATTEMPTS {
             let loaded = match t.store.load(&key, now).await {

@@ -49,10 +49,6 @@ pub struct FingerprintState {
     /// The alert in flight or last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
-    /// Slack thread of this fingerprint's alerts; a top-level attribute the
-    /// notifier owns, read here, never written.
-    #[serde(skip)]
-    pub thread_ts: Option<String>,
 }
 
 /// Who is sending the alert for a fingerprint, and whether it went out.
@@ -187,7 +183,6 @@ fn alert(
             at: now,
             delivered: false,
         }),
-        thread_ts: s.thread_ts.clone(),
     };
     (
         Verdict::Alert {
