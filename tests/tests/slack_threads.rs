@@ -15,7 +15,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 
-use vigil::dedup::{DynamoStore, StateStore};
+use vigil::dedup::{DynamoStore, FingerprintStore};
 use vigil::model::{Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source};
 use vigil::notify::{
     AlertStatus, AlertView, Destination, DynamoThreads, HttpClient, HttpPolicy, MemoryThreads,

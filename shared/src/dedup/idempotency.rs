@@ -18,24 +18,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Clock, StateStore, StoreError};
+use super::clock::Clock;
+use super::store::{BeginOutcome, IdempotencyStore, StoreError};
 
 /// How long an event stays "in progress" when the caller does not know the
 /// invocation's deadline: past it, a crashed invocation's event can run again.
 /// Longer than the template's function timeout (30 s), shorter than Lambda's
 /// first async retry (about a minute).
 pub const DEFAULT_IN_PROGRESS_MS: i64 = 45_000;
-
-/// What the store found for an event id.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BeginOutcome {
-    /// Recorded as in progress: process it.
-    Started,
-    /// Already processed; the stored result (JSON).
-    Complete(String),
-    /// Another invocation is processing it now.
-    InProgress,
-}
 
 /// What to do with an event.
 #[derive(Debug)]
@@ -51,7 +41,7 @@ pub enum Begin {
 /// Idempotency over one store.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn IdempotencyStore>,
     ttl_seconds: i64,
     clock: Clock,
 }
@@ -59,7 +49,7 @@ pub struct Idempotency {
 /// The record of an event in progress; complete or release it.
 #[derive(Debug)]
 pub struct IdempotencyGuard {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn IdempotencyStore>,
     key: String,
     expires_at: i64,
 }
@@ -70,7 +60,7 @@ pub fn key(event_id: &str) -> String {
 }
 
 impl Idempotency {
-    pub fn new(store: Arc<dyn StateStore>, ttl_seconds: i64, clock: Clock) -> Idempotency {
+    pub fn new(store: Arc<dyn IdempotencyStore>, ttl_seconds: i64, clock: Clock) -> Idempotency {
         Idempotency {
             store,
             ttl_seconds,

@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::idempotency::BeginOutcome;
+use super::store::{
+    BeginOutcome, FingerprintStore, IdempotencyStore, StoreError, StoreFuture, StormStore,
+    Versioned,
+};
 use super::storm::{ResourceSlot, StormCounters, StormEntry};
-use super::{StateStore, StoreError, StoreFuture, Versioned};
 
 #[derive(Debug, Clone)]
 struct Record {
@@ -31,7 +33,8 @@ struct Inner {
     idem: HashMap<String, IdemRecord>,
 }
 
-/// A [`StateStore`] in memory. Clones share the same state.
+/// Fingerprint, storm and idempotency records in memory. Clones share the
+/// same state.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
@@ -82,11 +85,7 @@ impl MemoryStore {
     }
 }
 
-impl StateStore for MemoryStore {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
+impl FingerprintStore for MemoryStore {
     fn load<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<Versioned>> {
         self.ready(|inner| {
             Ok(inner
@@ -132,13 +131,10 @@ impl StateStore for MemoryStore {
             Ok(())
         })
     }
+}
 
-    fn storm_count<'a>(
-        &'a self,
-        key: &'a str,
-        critical: bool,
-        _expires_at: i64,
-    ) -> StoreFuture<'a, u64> {
+impl StormStore for MemoryStore {
+    fn count<'a>(&'a self, key: &'a str, critical: bool, _expires_at: i64) -> StoreFuture<'a, u64> {
         self.ready(|inner| {
             let c = inner.storms.entry(key.to_string()).or_default();
             if critical {
@@ -150,7 +146,7 @@ impl StateStore for MemoryStore {
         })
     }
 
-    fn storm_add<'a>(
+    fn add<'a>(
         &'a self,
         key: &'a str,
         entry: &'a StormEntry,
@@ -168,11 +164,11 @@ impl StateStore for MemoryStore {
         })
     }
 
-    fn storm_read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StormCounters>> {
+    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StormCounters>> {
         self.ready(|inner| Ok(inner.storms.get(key).cloned()))
     }
 
-    fn storm_claim<'a>(&'a self, key: &'a str, replaced: u64) -> StoreFuture<'a, Option<u64>> {
+    fn claim<'a>(&'a self, key: &'a str, replaced: u64) -> StoreFuture<'a, Option<u64>> {
         self.ready(|inner| {
             let Some(c) = inner.storms.get_mut(key) else {
                 return Ok(None);
@@ -187,12 +183,7 @@ impl StateStore for MemoryStore {
         })
     }
 
-    fn storm_unclaim<'a>(
-        &'a self,
-        key: &'a str,
-        claimed: u64,
-        previous: u64,
-    ) -> StoreFuture<'a, ()> {
+    fn unclaim<'a>(&'a self, key: &'a str, claimed: u64, previous: u64) -> StoreFuture<'a, ()> {
         self.ready(|inner| {
             if let Some(c) = inner.storms.get_mut(key) {
                 if c.summarized == claimed {
@@ -203,7 +194,9 @@ impl StateStore for MemoryStore {
             Ok(())
         })
     }
+}
 
+impl IdempotencyStore for MemoryStore {
     fn begin<'a>(
         &'a self,
         key: &'a str,

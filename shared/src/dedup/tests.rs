@@ -1,10 +1,9 @@
 //! The dedup stage over the in-memory store, with a hand-driven clock.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Resource, Severity, Source};
+use crate::model::{Finding, Resource, Severity, Source};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z in ms
 
@@ -20,7 +19,8 @@ fn settings() -> DedupSettings {
 fn stage(settings: &DedupSettings) -> (Dedup, MemoryStore, Clock) {
     let store = MemoryStore::new();
     let clock = Clock::manual(T0);
-    let d = Dedup::new(settings, Some(Arc::new(store.clone())), None).with_clock(clock.clone());
+    let d =
+        Dedup::new(settings, Some(StateStores::new(store.clone())), None).with_clock(clock.clone());
     (d, store, clock)
 }
 
