@@ -45,7 +45,7 @@ pub enum Skip {
 
 impl Skip {
     /// The name logs and metrics give the decision.
-    pub fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         match self {
             Skip::Suppressed { .. } => "suppressed",
             Skip::SuppressedByRule { .. } => "suppressed_by_rule",

@@ -12,7 +12,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    pub fn system() -> Clock {
+    pub(super) fn system() -> Clock {
         Clock::default()
     }
 
@@ -33,7 +33,7 @@ impl Clock {
     }
 
     /// Epoch milliseconds.
-    pub fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         match &self.manual {
             Some(t) => t.load(Ordering::SeqCst),
             None => chrono::Utc::now().timestamp_millis(),
@@ -41,7 +41,7 @@ impl Clock {
     }
 
     /// Epoch seconds.
-    pub fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
 }

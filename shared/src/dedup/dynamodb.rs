@@ -5,7 +5,7 @@
 //! | key | attributes |
 //! |---|---|
 //! | `idem#<event id>` | `status` (INPROGRESS/COMPLETE), `in_progress_expiration` (epoch ms), `data` (the result, JSON) |
-//! | `fp#<fingerprint>` | `state` (JSON, [`super::FingerprintState`]), `version`; `thread_ts`, `thread_channel` and `thread_origin` belong to the notifier |
+//! | `fp#<fingerprint>` | `state` (JSON, `FingerprintState`), `version`; `thread_ts`, `thread_channel` and `thread_origin` belong to the notifier |
 //! | `storm#<window start>` | `position`, `critical`, `summarized`, `summaries`, counters `s:`/`t:`/`a:`/`o:`/`r:<name>`, `r_other` |
 //!
 //! Fingerprint records are written with UpdateItem (`SET` of this module's
@@ -59,10 +59,6 @@ impl DynamoStore {
             client,
             table: table.into(),
         }
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {

@@ -25,7 +25,7 @@ use super::store::{BeginOutcome, IdempotencyStore, StoreError};
 /// invocation's deadline: past it, a crashed invocation's event can run again.
 /// Longer than the template's function timeout (30 s), shorter than Lambda's
 /// first async retry (about a minute).
-pub const DEFAULT_IN_PROGRESS_MS: i64 = 45_000;
+const DEFAULT_IN_PROGRESS_MS: i64 = 45_000;
 
 /// What to do with an event.
 #[derive(Debug)]
@@ -55,12 +55,16 @@ pub struct IdempotencyGuard {
 }
 
 /// The state key of an event id.
-pub fn key(event_id: &str) -> String {
+fn key(event_id: &str) -> String {
     format!("idem#{event_id}")
 }
 
 impl Idempotency {
-    pub fn new(store: Arc<dyn IdempotencyStore>, ttl_seconds: i64, clock: Clock) -> Idempotency {
+    pub(super) fn new(
+        store: Arc<dyn IdempotencyStore>,
+        ttl_seconds: i64,
+        clock: Clock,
+    ) -> Idempotency {
         Idempotency {
             store,
             ttl_seconds,
@@ -73,7 +77,7 @@ impl Idempotency {
     }
 
     /// Records `event_id` as in progress until `deadline_ms` (the Lambda
-    /// invocation's deadline, epoch ms; [`DEFAULT_IN_PROGRESS_MS`] from now
+    /// invocation's deadline, epoch ms; `DEFAULT_IN_PROGRESS_MS` from now
     /// when unknown), or says why not to process it.
     pub async fn begin(
         &self,

@@ -6,17 +6,17 @@ use crate::model::Finding;
 /// Fingerprint records outlive their window by this much, so that a source
 /// re-sending the same finding id (GuardDuty: every 6 h by default) is still
 /// recognised as an update, and the notifier's Slack thread is kept.
-pub const STATE_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
+pub(crate) const STATE_RETENTION_SECONDS: i64 = 7 * 24 * 3600;
 
 /// The key of a fingerprint's record (`fp#<fingerprint>`): its dedup state,
 /// and the notifier's Slack thread beside it ([`crate::notify::ThreadStore`]).
-pub fn fingerprint_key(fingerprint: &str) -> String {
+pub(crate) fn fingerprint_key(fingerprint: &str) -> String {
     format!("fp#{fingerprint}")
 }
 
 /// The source's finding id, normalized so a GuardDuty finding id and the
 /// Security Hub copy of it (whose id is the GuardDuty ARN) compare equal.
-pub fn finding_key(id: &str) -> &str {
+pub(super) fn finding_key(id: &str) -> &str {
     if id.starts_with("arn:") {
         id.rsplit('/').next().unwrap_or(id)
     } else {

@@ -53,12 +53,14 @@ impl MemoryStore {
     }
 
     /// The raw state of a record, for tests.
-    pub fn state_of(&self, key: &str) -> Option<String> {
+    #[cfg(test)]
+    pub(super) fn state_of(&self, key: &str) -> Option<String> {
         self.lock().records.get(key).map(|r| r.state.clone())
     }
 
     /// Whether an idempotency record exists (complete or not), for tests.
-    pub fn has_idempotency_record(&self, key: &str) -> bool {
+    #[cfg(test)]
+    pub(super) fn has_idempotency_record(&self, key: &str) -> bool {
         self.lock().idem.contains_key(key)
     }
 

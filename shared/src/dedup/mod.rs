@@ -6,7 +6,7 @@
 //!
 //! 1. [`rules`]: suppression rules from configuration (type, rule, account,
 //!    resource, actor; glob or exact; each with a reason and an expiry).
-//! 2. [`suppression`]: one alert per fingerprint per window; repeats are
+//! 2. `suppression.rs`: one alert per fingerprint per window; repeats are
 //!    counted and the next alert carries the count. A source re-sending the
 //!    same finding (GuardDuty's higher `service.count`) updates the state
 //!    instead of alerting again, unless its severity rose.
@@ -14,11 +14,11 @@
 //!    threshold allows, the rest are counted into one summary alert. CRITICAL
 //!    findings always alert on their own.
 //!
-//! [`idempotency`] wraps a whole EventBridge event (one event id, processed
+//! [`Idempotency`] wraps a whole EventBridge event (one event id, processed
 //! once) and is used by [`crate::app::handle_event`].
 //!
-//! State lives behind one narrow trait per kind of record ([`store`]:
-//! [`FingerprintStore`], [`StormStore`], [`IdempotencyStore`]): DynamoDB in
+//! State lives behind one narrow trait per kind of record
+//! ([`FingerprintStore`], [`StormStore`], [`IdempotencyStore`]): DynamoDB in
 //! the functions ([`DynamoStore`]), memory for `vigil replay` and tests
 //! ([`MemoryStore`]). The notifier keeps its Slack threads on the same
 //! fingerprint records, through its own store ([`crate::notify::threads`]).
@@ -28,17 +28,17 @@
 
 mod admission;
 mod clock;
-pub mod dynamodb;
-pub mod idempotency;
+mod dynamodb;
+mod idempotency;
 mod keys;
-pub mod memory;
+mod memory;
 pub mod rules;
 mod session;
 mod settings;
 mod stage;
-pub mod store;
+mod store;
 pub mod storm;
-pub mod suppression;
+mod suppression;
 pub(crate) mod table;
 mod tracking;
 
@@ -46,21 +46,18 @@ pub use admission::{Admission, Skip};
 pub use clock::Clock;
 pub use dynamodb::DynamoStore;
 pub use idempotency::{Begin, Idempotency, IdempotencyGuard};
-pub use keys::{finding_key, fingerprint_key, STATE_RETENTION_SECONDS};
+pub(crate) use keys::{fingerprint_key, STATE_RETENTION_SECONDS};
 pub use memory::MemoryStore;
-pub use rules::{RulesError, SuppressionRule, Suppressions};
+pub use rules::{RulesError, Suppressions};
 pub use session::EventSession;
-pub use settings::{
-    DedupSettings, DEFAULT_IDEMPOTENCY_TTL_SECONDS, DEFAULT_STORM_THRESHOLD,
-    DEFAULT_STORM_WINDOW_SECONDS, DEFAULT_SUPPRESSION_WINDOW_SECONDS,
-};
+pub use settings::DedupSettings;
 pub use stage::Dedup;
 pub use store::{
     BeginOutcome, FingerprintStore, IdempotencyStore, StateStores, StoreError, StoreFuture,
     StormStore, Versioned,
 };
 pub use storm::{ResourceSlot, StormCounters, StormEntry};
-pub use suppression::{AlertReason, Claim, FingerprintState, Observation, RepeatKind, Verdict};
+pub use suppression::RepeatKind;
 
 #[cfg(test)]
 mod tests;

@@ -4,13 +4,13 @@ use super::rules::Suppressions;
 use crate::env::{ConfigError, Env};
 
 /// Default suppression window: one alert per fingerprint per hour.
-pub const DEFAULT_SUPPRESSION_WINDOW_SECONDS: u64 = 3600;
+pub(super) const DEFAULT_SUPPRESSION_WINDOW_SECONDS: u64 = 3600;
 /// Default storm threshold: more alerts than this in a storm window are summarized.
-pub const DEFAULT_STORM_THRESHOLD: u64 = 50;
+pub(super) const DEFAULT_STORM_THRESHOLD: u64 = 50;
 /// Default storm window.
-pub const DEFAULT_STORM_WINDOW_SECONDS: u64 = 300;
+pub(super) const DEFAULT_STORM_WINDOW_SECONDS: u64 = 300;
 /// Default idempotency window (the Powertools default).
-pub const DEFAULT_IDEMPOTENCY_TTL_SECONDS: u64 = 3600;
+pub(super) const DEFAULT_IDEMPOTENCY_TTL_SECONDS: u64 = 3600;
 
 /// Dedup settings, part of [`crate::Config`].
 #[derive(Debug, Clone)]

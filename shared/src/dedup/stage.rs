@@ -103,10 +103,6 @@ impl Dedup {
         self
     }
 
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     /// Idempotency for whole events, when a table is configured.
     pub fn idempotency(&self) -> Option<&Idempotency> {
         self.idempotency.as_ref()

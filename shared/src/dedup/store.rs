@@ -33,7 +33,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// A versioned state record as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned {
-    /// The state as JSON (fingerprint records: [`super::FingerprintState`]).
+    /// The state as JSON (fingerprint records: `FingerprintState`).
     pub state: String,
     pub version: u64,
 }
@@ -123,8 +123,8 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
 /// The stores the dedup stage tracks fingerprints and storms in.
 #[derive(Debug, Clone)]
 pub struct StateStores {
-    pub fingerprints: Arc<dyn FingerprintStore>,
-    pub storms: Arc<dyn StormStore>,
+    pub(super) fingerprints: Arc<dyn FingerprintStore>,
+    pub(super) storms: Arc<dyn StormStore>,
 }
 
 impl StateStores {

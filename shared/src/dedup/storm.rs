@@ -9,7 +9,7 @@
 //! - CRITICAL findings always alert on their own and are only counted.
 //! - Aggregated findings add to per-severity, type, account, source and
 //!   resource counters. Resources are tracked for the first
-//!   [`TRACKED_RESOURCES`] aggregated findings; later, new resources count as
+//!   `TRACKED_RESOURCES` aggregated findings; later, new resources count as
 //!   "other", which bounds the record's size and write cost.
 //!
 //! When summaries go out (see the README section "Reliability"):
@@ -32,7 +32,7 @@ use crate::model::{Finding, Resource, Severity, Source};
 use crate::text::one_line;
 
 /// Aggregated findings whose resource is tracked even if new.
-pub const TRACKED_RESOURCES: u64 = 200;
+pub(super) const TRACKED_RESOURCES: u64 = 200;
 /// Finding type of the summary alert (subscribers can filter on it).
 pub const SUMMARY_TYPE: &str = "Vigil:AlertStorm/Summary";
 /// Longest type, account or resource name kept as a counter key.
@@ -41,7 +41,7 @@ const MAX_KEY_CHARS: usize = 256;
 const TOP: usize = 10;
 
 /// The state key of a storm window.
-pub fn key(window_start: i64) -> String {
+pub(super) fn key(window_start: i64) -> String {
     format!("storm#{window_start}")
 }
 
@@ -56,7 +56,7 @@ pub struct StormEntry {
 }
 
 impl StormEntry {
-    pub fn of(f: &Finding) -> StormEntry {
+    pub(super) fn of(f: &Finding) -> StormEntry {
         StormEntry {
             severity: f.severity,
             source: f.source,
@@ -114,12 +114,12 @@ pub struct StormCounters {
 
 impl StormCounters {
     /// Alerts the storm replaced (not sent on their own).
-    pub fn replaced(&self, threshold: u64) -> u64 {
+    pub(super) fn replaced(&self, threshold: u64) -> u64 {
         self.position.saturating_sub(threshold)
     }
 
     /// Adds `entry` (the in-memory store, and tests).
-    pub fn add(&mut self, entry: &StormEntry, slot: ResourceSlot<'_>) -> bool {
+    pub(super) fn add(&mut self, entry: &StormEntry, slot: ResourceSlot<'_>) -> bool {
         if let ResourceSlot::TrackIfKnown(r) = slot {
             if !self.by_resource.contains_key(r) {
                 return false;
@@ -166,7 +166,7 @@ fn inline(map: &BTreeMap<String, u64>, n: usize) -> String {
 }
 
 /// The window a summary finding is about (from its id).
-pub fn window_of(summary: &Finding) -> Option<i64> {
+pub(super) fn window_of(summary: &Finding) -> Option<i64> {
     if summary.finding_type != SUMMARY_TYPE {
         return None;
     }
@@ -183,7 +183,7 @@ pub fn window_of(summary: &Finding) -> Option<i64> {
 /// renderer sends it like any other alert. Its subject and text say it is a
 /// storm summary and how many alerts it replaces; its evidence carries the
 /// counts for machines; `count` is the number of alerts replaced.
-pub fn summary(
+pub(super) fn summary(
     window_start: i64,
     window_seconds: i64,
     threshold: u64,

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use super::keys::finding_key;
+use super::settings::DEFAULT_SUPPRESSION_WINDOW_SECONDS;
+use super::suppression::FingerprintState;
 use super::*;
 use crate::model::{Finding, Resource, Severity, Source};
 
