@@ -467,7 +467,7 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 /// The invocation's result as JSON, for the Lambda's response.
-pub fn report_json(reports: &[RecordReport]) -> Value {
+fn report_json(reports: &[RecordReport]) -> Value {
     json!({
         "records": reports.len(),
         "deliveries": reports.iter().map(|r| json!({

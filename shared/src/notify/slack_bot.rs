@@ -46,13 +46,13 @@ use crate::sinks::SinkError;
 use crate::text::one_line;
 
 /// The Slack Web API (`VIGIL_SLACK_API_URL` overrides it, for tests).
-pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+pub(super) const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// Names the bot token may sit under when the secret is JSON.
-pub const BOT_TOKEN_SECRET_KEYS: &[&str] = &["bot_token", "token"];
+pub(super) const BOT_TOKEN_SECRET_KEYS: &[&str] = &["bot_token", "token"];
 /// Where a JSON bot-token secret may name the default channel.
-pub const SECRET_CHANNEL_KEY: &str = "channel";
+const SECRET_CHANNEL_KEY: &str = "channel";
 /// Metric `error_kind` for a state-store failure around a thread.
-pub const THREAD_STORE_ERROR_KIND: &str = "slack_thread_store";
+const THREAD_STORE_ERROR_KIND: &str = "slack_thread_store";
 
 const SINK: &str = "slack";
 /// Longest state key threaded: DynamoDB takes 2048 bytes of partition key,
@@ -107,7 +107,7 @@ impl std::str::FromStr for SlackChannel {
 
 /// Why `chat.postMessage` did not post.
 #[derive(Debug, thiserror::Error)]
-pub enum PostError {
+enum PostError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     /// The secret holds something that cannot be sent as a header.
@@ -137,7 +137,7 @@ pub enum PostError {
 
 impl PostError {
     /// Whether the invocation's retry may succeed.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             PostError::Secret(e) => e.is_transient(),
             PostError::Http(e) => e.is_transient(),
@@ -181,9 +181,9 @@ struct Answer {
 
 /// A posted message: where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Posted {
-    pub channel: String,
-    pub ts: String,
+struct Posted {
+    channel: String,
+    ts: String,
 }
 
 /// Rate limited: HTTP 429, or HTTP 200 `{"ok": false, "error": "ratelimited"}`.
@@ -202,7 +202,7 @@ fn slack_rate_limited(resp: &HttpResponse) -> Option<&'static str> {
 }
 
 /// Reads Slack's answer to a post to `channel` (replying to `thread_ts`).
-pub fn read_answer(
+fn read_answer(
     resp: &HttpResponse,
     channel: &SlackChannel,
     thread_ts: Option<&str>,
@@ -261,7 +261,7 @@ pub fn read_answer(
 /// The `chat.postMessage` body: a [`super::slack`] message, its channel, the
 /// thread it replies to, and no unfurling (a link in an alert is not a
 /// preview's business). `link_names` is never set.
-pub fn post_body(message: Value, channel: &SlackChannel, thread_ts: Option<&str>) -> Value {
+fn post_body(message: Value, channel: &SlackChannel, thread_ts: Option<&str>) -> Value {
     let mut body = match message {
         Value::Object(m) => m,
         other => {
@@ -319,7 +319,7 @@ impl fmt::Debug for SlackBot {
 }
 
 impl SlackBot {
-    /// Posts through the Web API at `api_url` (e.g. [`DEFAULT_API_URL`]).
+    /// Posts through the Web API at `api_url` (e.g. `https://slack.com/api`).
     pub fn new(token: Secret, api_url: &str, http: HttpClient) -> SlackBot {
         SlackBot {
             token,
@@ -399,7 +399,7 @@ impl SlackBot {
     }
 
     /// One `chat.postMessage`; see the module docs for what each answer means.
-    pub async fn post(
+    async fn post(
         &self,
         message: Value,
         channel: &SlackChannel,
