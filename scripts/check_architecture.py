@@ -69,11 +69,13 @@ def referenced_paths(mod, path, text):
             if g and g != "self":
                 paths.append(pre + g)
         paths.append(pre.rstrip(":"))
-    here = list(mod) if path.endswith(("mod.rs", "lib.rs")) else list(mod[:-1])
+    # `super` is the parent of the file's module, whether the file is
+    # `a/b.rs` (module a::b, parent a) or `a/mod.rs` (module a, parent root).
+    parent = list(mod[:-1])
     for sp in re.findall(r"\bsuper::((?:\w+::)*\w+)", text):
-        paths.append("::".join(here[:-1] + sp.split("::")))
+        paths.append("::".join(parent + sp.split("::")))
     for grp in re.findall(r"\bsuper::\{([^}]*)\}", text):
-        paths += ["::".join(here[:-1] + g.strip().split("::")) for g in grp.split(",") if g.strip()]
+        paths += ["::".join(parent + g.strip().split("::")) for g in grp.split(",") if g.strip()]
     return [p.split("::") for p in paths if p]
 
 

@@ -77,6 +77,26 @@ impl Decision {
     }
 }
 
+/// The dedup stage's reasons not to alert, as the pipeline reports them.
+impl From<crate::dedup::Skip> for Decision {
+    fn from(skip: crate::dedup::Skip) -> Decision {
+        use crate::dedup::Skip;
+        match skip {
+            Skip::Suppressed {
+                kind,
+                repeats,
+                until,
+            } => Decision::Suppressed {
+                kind,
+                repeats,
+                until,
+            },
+            Skip::SuppressedByRule { rule, reason } => Decision::SuppressedByRule { rule, reason },
+            Skip::Aggregated { window, position } => Decision::Aggregated { window, position },
+        }
+    }
+}
+
 /// One finding and what happened to it.
 #[derive(Debug, Clone)]
 pub struct Processed {
@@ -406,7 +426,7 @@ impl Pipeline {
                 dedup.settle(finding, d.alerted()).await;
                 d
             }
-            Admission::Skip(d) => d,
+            Admission::Skip(skip) => skip.into(),
         }
     }
 

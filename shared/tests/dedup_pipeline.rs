@@ -1,11 +1,10 @@
 //! The dedup stage inside the pipeline: what the sinks receive and what the
 //! event report says, over the in-memory store with a hand-driven clock.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vigil::dedup::{Clock, Dedup, DedupSettings, MemoryStore, Suppressions};
+use vigil::dedup::{Clock, Dedup, DedupSettings, MemoryStore, StateStores, Suppressions};
 use vigil::pipeline::{decision_name, Decision};
 use vigil::sinks::MemorySink;
 use vigil::{Config, Pipeline, PipelineError};
@@ -32,7 +31,7 @@ fn pipeline(
 ) -> Pipeline {
     Pipeline::builder(&Config::default())
         .sink(Box::new(sink))
-        .dedup(Dedup::new(settings, Some(Arc::new(store)), None).with_clock(clock.clone()))
+        .dedup(Dedup::new(settings, Some(StateStores::new(store)), None).with_clock(clock.clone()))
         .build()
 }
 

@@ -14,7 +14,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
-use vigil::dedup::{Clock, Dedup, DedupSettings, DynamoStore, MemoryStore};
+use vigil::dedup::{Clock, Dedup, DedupSettings, DynamoStore, MemoryStore, StateStores};
 use vigil::sinks::SnsSink;
 use vigil::{app, Config, Source};
 use vigil_e2e::{drain, moto_endpoint, sdk, topic_with_queue, unique};
@@ -68,7 +68,7 @@ fn unreachable_dedup(sdk: &SdkConfig, settings: &DedupSettings) -> Dedup {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "vigil-state");
     Dedup::new(
         settings,
-        Some(Arc::new(store.clone())),
+        Some(StateStores::new(store.clone())),
         Some(Arc::new(store)),
     )
 }
@@ -518,8 +518,8 @@ async fn a_10000_finding_storm_sends_the_threshold_then_summaries_and_loses_no_c
     let clock = Clock::manual(T0);
     // The storm logic is the same over any store; memory keeps 10,000
     // findings fast (the DynamoDB store runs the smaller storm below).
-    let dedup =
-        Dedup::new(&cfg.dedup, Some(Arc::new(MemoryStore::new())), None).with_clock(clock.clone());
+    let dedup = Dedup::new(&cfg.dedup, Some(StateStores::new(MemoryStore::new())), None)
+        .with_clock(clock.clone());
     let pipeline = app::pipeline_builder(&cfg, &Default::default(), Some(&sdk))
         .accept(&[Source::GuardDuty])
         .dedup(dedup)

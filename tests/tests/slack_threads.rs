@@ -15,11 +15,12 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 
-use vigil::dedup::{DynamoStore, MemoryStore, SlackThread, StateStore};
+use vigil::dedup::{DynamoStore, FingerprintStore};
 use vigil::model::{Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source};
 use vigil::notify::{
-    AlertStatus, AlertView, Destination, HttpClient, HttpPolicy, Notifier, NotifierConfig, Outcome,
-    Secret, SlackBot, SlackChannel, SlackWebhook, SLACK_SECRET_KEYS,
+    AlertStatus, AlertView, Destination, DynamoThreads, HttpClient, HttpPolicy, MemoryThreads,
+    Notifier, NotifierConfig, Outcome, Secret, SlackBot, SlackChannel, SlackThread, SlackWebhook,
+    ThreadStore, SLACK_SECRET_KEYS,
 };
 use vigil::render::{self, Alert};
 use vigil::route::Route;
@@ -191,7 +192,7 @@ fn chan(c: &str) -> SlackChannel {
 }
 
 /// A bot with the token given directly and threads in `store`.
-fn bot(api: &SlackApi, store: &MemoryStore) -> SlackBot {
+fn bot(api: &SlackApi, store: &MemoryThreads) -> SlackBot {
     SlackBot::new(Secret::value(TOKEN), &api.base, http())
         .default_channel(Some(chan("#security")))
         .threads(Some(Arc::new(store.clone())))
@@ -502,7 +503,9 @@ async fn the_thread_and_the_dedup_state_share_the_fingerprint_record_in_dynamodb
     }
     let sdk = sdk().await;
     let table = create_table(&sdk).await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let threads = DynamoThreads::new(client, table.clone());
     let now = chrono::Utc::now().timestamp();
     let thread = |ts: &str, c: &str| SlackThread {
         ts: ts.into(),
@@ -515,14 +518,15 @@ async fn the_thread_and_the_dedup_state_share_the_fingerprint_record_in_dynamodb
         .save("fp#a", "{\"seen\":1}", None, now + 100, now)
         .await
         .unwrap();
-    store
-        .save_thread("fp#a", &thread("1.1", "C1"), now + 9999)
+    threads
+        .save("fp#a", &thread("1.1", "C1"), now + 9999)
         .await
         .unwrap();
     let v = store.load("fp#a", now).await.unwrap().unwrap();
+    assert_eq!((v.state.as_str(), v.version), ("{\"seen\":1}", 1));
     assert_eq!(
-        (v.state.as_str(), v.version, v.thread_ts.as_deref()),
-        ("{\"seen\":1}", 1, Some("1.1"))
+        threads.load("fp#a", now).await.unwrap(),
+        Some(thread("1.1", "C1"))
     );
     let it = item(&sdk, &table, "a").await;
     assert_eq!(
@@ -536,15 +540,15 @@ async fn the_thread_and_the_dedup_state_share_the_fingerprint_record_in_dynamodb
         .await
         .unwrap();
     assert_eq!(
-        store.load_thread("fp#a", now).await.unwrap(),
+        threads.load("fp#a", now).await.unwrap(),
         Some(thread("1.1", "C1"))
     );
     // Expired (TTL lags): no thread.
-    assert_eq!(store.load_thread("fp#a", now + 201).await.unwrap(), None);
+    assert_eq!(threads.load("fp#a", now + 201).await.unwrap(), None);
 
     // The notifier first (no dedup state yet): the dedup stage still starts fresh.
-    store
-        .save_thread("fp#b", &thread("2.2", "C2"), now + 500)
+    threads
+        .save("fp#b", &thread("2.2", "C2"), now + 500)
         .await
         .unwrap();
     assert_eq!(store.load("fp#b", now).await.unwrap(), None);
@@ -552,27 +556,15 @@ async fn the_thread_and_the_dedup_state_share_the_fingerprint_record_in_dynamodb
         .save("fp#b", "{}", None, now + 100, now)
         .await
         .unwrap();
+    assert_eq!(store.load("fp#b", now).await.unwrap().unwrap().version, 1);
     assert_eq!(
-        store
-            .load("fp#b", now)
-            .await
-            .unwrap()
-            .unwrap()
-            .thread_ts
-            .as_deref(),
-        Some("2.2")
-    );
-    assert_eq!(
-        store.load_thread("fp#b", now).await.unwrap(),
+        threads.load("fp#b", now).await.unwrap(),
         Some(thread("2.2", "C2"))
     );
 
     // A missing table is an error the notifier can log, not a panic.
-    let gone = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), unique("no-such-table"));
-    assert!(gone
-        .save_thread("fp#c", &thread("3", "C3"), now)
-        .await
-        .is_err());
+    let gone = DynamoThreads::new(aws_sdk_dynamodb::Client::new(&sdk), unique("no-such-table"));
+    assert!(gone.save("fp#c", &thread("3", "C3"), now).await.is_err());
 }
 
 // ------------------------------------------------------------------ bot mode, no moto needed
@@ -592,7 +584,7 @@ async fn rate_limits_by_status_or_by_slacks_answer_are_waited_out_then_posted_on
         ),
     ])
     .await;
-    let store = MemoryStore::new();
+    let store = MemoryThreads::new();
     let notifier = Notifier::new(vec![Box::new(bot(&api, &store))]);
     let started = Instant::now();
     let reports = notifier
@@ -609,7 +601,7 @@ async fn rate_limits_by_status_or_by_slacks_answer_are_waited_out_then_posted_on
     assert_eq!(bodies[0], bodies[2], "the retry sends the same message");
     assert_eq!(
         store
-            .load_thread("fp#fp-rl", chrono::Utc::now().timestamp())
+            .load("fp#fp-rl", chrono::Utc::now().timestamp())
             .await
             .unwrap()
             .map(|t| t.ts),
@@ -624,7 +616,7 @@ async fn rate_limits_by_status_or_by_slacks_answer_are_waited_out_then_posted_on
 #[tokio::test]
 async fn a_retried_delivery_of_the_first_alert_does_not_post_its_card_twice() {
     let api = SlackApi::start(vec![]).await;
-    let store = MemoryStore::new();
+    let store = MemoryThreads::new();
     let notifier = Notifier::new(vec![Box::new(bot(&api, &store))]);
     let f = finding("fp-retry");
     let first = sns_event(&f, None);
@@ -656,7 +648,7 @@ async fn rate_limits_beyond_the_wait_budget_fail_as_transient() {
         "{\"ok\":false,\"error\":\"ratelimited\"}".into(),
     )])
     .await;
-    let notifier = Notifier::new(vec![Box::new(bot(&api, &MemoryStore::new()))]);
+    let notifier = Notifier::new(vec![Box::new(bot(&api, &MemoryThreads::new()))]);
     let err = notifier
         .handle(&sns_event(&finding("fp"), None))
         .await
@@ -673,7 +665,7 @@ async fn slack_5xx_and_internal_errors_are_transient() {
         slack_error("internal_error"),
     ] {
         let api = SlackApi::start(vec![reply]).await;
-        let notifier = Notifier::new(vec![Box::new(bot(&api, &MemoryStore::new()))]);
+        let notifier = Notifier::new(vec![Box::new(bot(&api, &MemoryThreads::new()))]);
         let err = notifier
             .handle(&sns_event(&finding("fp"), None))
             .await
@@ -686,7 +678,7 @@ async fn slack_5xx_and_internal_errors_are_transient() {
 async fn a_channel_the_bot_cannot_post_to_is_a_permanent_error_naming_it() {
     for code in ["channel_not_found", "not_in_channel"] {
         let api = SlackApi::start(vec![slack_error(code)]).await;
-        let notifier = Notifier::new(vec![Box::new(bot(&api, &MemoryStore::new()))]);
+        let notifier = Notifier::new(vec![Box::new(bot(&api, &MemoryThreads::new()))]);
         let payments = route(Some("#payments-sec"));
         let err = notifier
             .handle(&sns_event(&finding("fp"), Some(&payments)))
@@ -701,7 +693,7 @@ async fn a_channel_the_bot_cannot_post_to_is_a_permanent_error_naming_it() {
 #[tokio::test]
 async fn a_state_store_failure_never_fails_the_delivery() {
     let api = SlackApi::start(vec![]).await;
-    let store = MemoryStore::new();
+    let store = MemoryThreads::new();
     store.set_unavailable(true);
     let b = bot(&api, &store);
     // The destination itself, to read its error count.
@@ -769,7 +761,7 @@ fn texts(v: &Value, out: &mut Vec<String>) {
 #[tokio::test]
 async fn hostile_text_is_still_escaped_in_cards_and_thread_replies() {
     let api = SlackApi::start(vec![]).await;
-    let store = MemoryStore::new();
+    let store = MemoryThreads::new();
     let notifier = Notifier::new(vec![Box::new(bot(&api, &store))]);
     // A short fingerprint, so the replies really are threaded; then a hostile
     // one, which is too long to be a state key and posts at the top level.

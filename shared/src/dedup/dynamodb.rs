@@ -5,79 +5,37 @@
 //! | key | attributes |
 //! |---|---|
 //! | `idem#<event id>` | `status` (INPROGRESS/COMPLETE), `in_progress_expiration` (epoch ms), `data` (the result, JSON) |
-//! | `fp#<fingerprint>` | `state` (JSON, [`super::FingerprintState`]), `version`; `thread_ts`, `thread_channel` and `thread_origin` belong to the notifier |
+//! | `fp#<fingerprint>` | `state` (JSON, `FingerprintState`), `version`; `thread_ts`, `thread_channel` and `thread_origin` belong to the notifier |
 //! | `storm#<window start>` | `position`, `critical`, `summarized`, `summaries`, counters `s:`/`t:`/`a:`/`o:`/`r:<name>`, `r_other` |
 //!
 //! Fingerprint records are written with UpdateItem (`SET` of this module's
 //! attributes only) and a version condition, so a `thread_ts` the notifier
-//! adds is kept; the notifier's own UpdateItem sets only the thread's
-//! attributes (and `expiration` if the record has none), so it never
-//! disturbs the state or its version. Storm records only ever see atomic
-//! `ADD`s.
+//! adds is kept; the notifier's own UpdateItem
+//! ([`crate::notify::DynamoThreads`]) sets only the thread's attributes (and
+//! `expiration` if the record has none), so it never disturbs the state or
+//! its version. Storm records only ever see atomic `ADD`s.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use super::idempotency::BeginOutcome;
+use super::store::{
+    BeginOutcome, FingerprintStore, IdempotencyStore, StoreError, StoreFuture, StormStore,
+    Versioned,
+};
 use super::storm::{ResourceSlot, StormCounters, StormEntry};
-use super::{SlackThread, StateStore, StoreError, StoreFuture, Versioned};
+use super::table::{count, describe, expired, get_item, n, num, s, string, Item};
 
 const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 const STATUS_COMPLETE: &str = "COMPLETE";
 
-/// A DynamoDB client for state: short timeouts, because a slow state store
-/// must not eat the invocation's time (the pipeline fails open instead).
-pub fn client(sdk: &aws_config::SdkConfig) -> Client {
-    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .build();
-    Client::from_conf(conf)
-}
-
-/// A [`StateStore`] on one DynamoDB table.
+/// Fingerprint, storm and idempotency records on one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn num(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
-}
-
-fn count(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
-    num(item, name)
-        .and_then(|v| u64::try_from(v).ok())
-        .unwrap_or(0)
-}
-
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
 }
 
 /// A conditional-check failure, or the store is unavailable.
@@ -92,7 +50,7 @@ where
             };
         }
     }
-    StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+    StoreError::Unavailable(describe(&err))
 }
 
 impl DynamoStore {
@@ -103,394 +61,31 @@ impl DynamoStore {
         }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .consistent_read(true)
-            .send()
+    async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        get_item(&self.client, &self.table, key)
             .await
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-        Ok(out.item)
-    }
-
-    async fn load_impl(&self, key: &str, now: i64) -> Result<Option<Versioned>, StoreError> {
-        let Some(item) = self.get(key).await? else {
-            return Ok(None);
-        };
-        if num(&item, "expiration").is_some_and(|e| e < now) {
-            return Ok(None);
-        }
-        let (Some(state), Some(version)) = (string(&item, "state"), num(&item, "version")) else {
-            return Ok(None);
-        };
-        Ok(Some(Versioned {
-            state,
-            version: u64::try_from(version).unwrap_or(0),
-            thread_ts: string(&item, "thread_ts"),
-        }))
-    }
-
-    async fn load_thread_impl(
-        &self,
-        key: &str,
-        now: i64,
-    ) -> Result<Option<SlackThread>, StoreError> {
-        let Some(item) = self.get(key).await? else {
-            return Ok(None);
-        };
-        if num(&item, "expiration").is_some_and(|e| e < now) {
-            return Ok(None);
-        }
-        Ok(string(&item, "thread_ts").map(|ts| SlackThread {
-            ts,
-            channel: string(&item, "thread_channel"),
-            origin: string(&item, "thread_origin"),
-        }))
-    }
-
-    async fn save_thread_impl(
-        &self,
-        key: &str,
-        thread: &SlackThread,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .expression_attribute_names("#ts", "thread_ts")
-            .expression_attribute_names("#channel", "thread_channel")
-            .expression_attribute_names("#origin", "thread_origin")
-            .expression_attribute_names("#exp", "expiration")
-            .expression_attribute_values(":ts", s(&thread.ts))
-            .expression_attribute_values(":exp", n(expires_at));
-        // A new thread replaces every part of the old one: a missing channel
-        // or origin must not pair with a stale one.
-        let mut set = vec!["#ts = :ts", "#exp = if_not_exists(#exp, :exp)"];
-        let mut remove = Vec::new();
-        for (name, value, assignment, slot) in [
-            (
-                "#channel",
-                ":channel",
-                "#channel = :channel",
-                &thread.channel,
-            ),
-            ("#origin", ":origin", "#origin = :origin", &thread.origin),
-        ] {
-            match slot {
-                Some(v) => {
-                    req = req.expression_attribute_values(value, s(v));
-                    set.push(assignment);
-                }
-                None => remove.push(name),
-            }
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        req.update_expression(expression)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
-    }
-
-    async fn save_impl(
-        &self,
-        key: &str,
-        state: &str,
-        expected: Option<u64>,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .update_expression("SET #state = :state, #version = :next, #exp = :exp")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#exp", "expiration")
-            .expression_attribute_values(":state", s(state))
-            .expression_attribute_values(":exp", n(expires_at));
-        req = match expected {
-            Some(v) => req
-                .condition_expression("#version = :expected")
-                .expression_attribute_values(":expected", n(v))
-                .expression_attribute_values(":next", n(v + 1)),
-            None => req
-                .condition_expression("attribute_not_exists(#version) OR #exp < :now")
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":next", n(1)),
-        };
-        req.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(key, e, |e| e.is_conditional_check_failed_exception()))
-    }
-
-    async fn storm_count_impl(
-        &self,
-        key: &str,
-        critical: bool,
-        expires_at: i64,
-    ) -> Result<u64, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .update_expression("SET #exp = if_not_exists(#exp, :exp) ADD #counter :one")
-            .expression_attribute_names("#exp", "expiration")
-            .expression_attribute_names("#counter", if critical { "critical" } else { "position" })
-            .expression_attribute_values(":exp", n(expires_at))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-        Ok(out
-            .attributes
-            .as_ref()
-            .map(|a| count(a, "position"))
-            .unwrap_or(0))
-    }
-
-    async fn storm_add_impl(
-        &self,
-        key: &str,
-        entry: &StormEntry,
-        slot: ResourceSlot<'_>,
-    ) -> Result<(), StoreError> {
-        let resource = match slot {
-            ResourceSlot::Track(r) | ResourceSlot::TrackIfKnown(r) => format!("r:{r}"),
-            ResourceSlot::Other => "r_other".to_string(),
-        };
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .update_expression("ADD #s :one, #t :one, #a :one, #o :one, #r :one")
-            .expression_attribute_names("#s", format!("s:{}", entry.severity.as_str()))
-            .expression_attribute_names("#t", format!("t:{}", entry.finding_type))
-            .expression_attribute_names("#a", format!("a:{}", entry.account))
-            .expression_attribute_names("#o", format!("o:{}", entry.source.as_str()))
-            .expression_attribute_names("#r", resource)
-            .expression_attribute_values(":one", n(1));
-        if let ResourceSlot::TrackIfKnown(_) = slot {
-            req = req.condition_expression("attribute_exists(#r)");
-        }
-        req.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(key, e, |e| e.is_conditional_check_failed_exception()))
-    }
-
-    async fn storm_read_impl(&self, key: &str) -> Result<Option<StormCounters>, StoreError> {
-        let Some(item) = self.get(key).await? else {
-            return Ok(None);
-        };
-        let mut c = StormCounters {
-            position: count(&item, "position"),
-            critical: count(&item, "critical"),
-            summarized: count(&item, "summarized"),
-            summaries: count(&item, "summaries"),
-            other_resources: count(&item, "r_other"),
-            ..StormCounters::default()
-        };
-        for (name, value) in &item {
-            let AttributeValue::N(v) = value else {
-                continue;
-            };
-            let Some((prefix, rest)) = name.split_once(':') else {
-                continue;
-            };
-            let map: &mut BTreeMap<String, u64> = match prefix {
-                "s" => &mut c.by_severity,
-                "t" => &mut c.by_type,
-                "a" => &mut c.by_account,
-                "o" => &mut c.by_source,
-                "r" => &mut c.by_resource,
-                _ => continue,
-            };
-            map.insert(rest.to_string(), v.parse().unwrap_or(0));
-        }
-        Ok(Some(c))
-    }
-
-    async fn storm_claim_impl(&self, key: &str, replaced: u64) -> Result<Option<u64>, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .update_expression("SET #sum = :n ADD #count :one")
-            .condition_expression(
-                "attribute_exists(id) AND (attribute_not_exists(#sum) OR #sum < :n)",
-            )
-            .expression_attribute_names("#sum", "summarized")
-            .expression_attribute_names("#count", "summaries")
-            .expression_attribute_values(":n", n(replaced))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedOld)
-            .send()
-            .await;
-        match out {
-            Ok(out) => Ok(Some(
-                out.attributes
-                    .as_ref()
-                    .map(|a| count(a, "summarized"))
-                    .unwrap_or(0),
-            )),
-            Err(e) => match classify(key, e, |e| e.is_conditional_check_failed_exception()) {
-                StoreError::Conflict { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
-    }
-
-    async fn storm_unclaim_impl(
-        &self,
-        key: &str,
-        claimed: u64,
-        previous: u64,
-    ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .update_expression("SET #sum = :previous ADD #count :minus")
-            .condition_expression("#sum = :claimed")
-            .expression_attribute_names("#sum", "summarized")
-            .expression_attribute_names("#count", "summaries")
-            .expression_attribute_values(":previous", n(previous))
-            .expression_attribute_values(":claimed", n(claimed))
-            .expression_attribute_values(":minus", n(-1))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(key, e, |e| e.is_conditional_check_failed_exception()) {
-                // Someone summarized further meanwhile: nothing to give back.
-                StoreError::Conflict { .. } => Ok(()),
-                other => Err(other),
-            },
-        }
-    }
-
-    async fn begin_impl(
-        &self,
-        key: &str,
-        now_ms: i64,
-        expires_at: i64,
-        in_progress_until_ms: i64,
-    ) -> Result<BeginOutcome, StoreError> {
-        let now = now_ms.div_euclid(1000);
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("id", s(key))
-            .item("status", s(STATUS_IN_PROGRESS))
-            .item("expiration", n(expires_at))
-            .item("in_progress_expiration", n(in_progress_until_ms))
-            .condition_expression(
-                "attribute_not_exists(id) OR #exp < :now OR (#status = :inprogress AND #ipe < :now_ms)",
-            )
-            .expression_attribute_names("#exp", "expiration")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#ipe", "in_progress_expiration")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let err = match out {
-            Ok(_) => return Ok(BeginOutcome::Started),
-            Err(e) => e,
-        };
-        let old = match &err {
-            SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception() => {
-                match se.err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                        c.item().cloned()
-                    }
-                    _ => None,
-                }
-            }
-            _ => return Err(StoreError::Unavailable(DisplayErrorContext(&err).to_string())),
-        };
-        // Not every DynamoDB implementation returns the old item: read it.
-        let old = match old {
-            Some(item) => Some(item),
-            None => self.get(key).await?,
-        };
-        let Some(item) = old else {
-            // Deleted in between (a failed run released it): let the caller retry.
-            return Ok(BeginOutcome::InProgress);
-        };
-        // The condition failed; decide from the record, checking expiry here
-        // because TTL deletion lags.
-        let status = string(&item, "status").unwrap_or_default();
-        let live = num(&item, "expiration").is_some_and(|e| e >= now);
-        Ok(if status == STATUS_COMPLETE && live {
-            BeginOutcome::Complete(string(&item, "data").unwrap_or_else(|| "null".into()))
-        } else {
-            BeginOutcome::InProgress
-        })
-    }
-
-    async fn complete_impl(
-        &self,
-        key: &str,
-        result: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("id", s(key))
-            .item("status", s(STATUS_COMPLETE))
-            .item("expiration", n(expires_at))
-            .item("data", s(result))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
-    }
-
-    async fn forget_impl(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("id", s(key))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
+            .map_err(|e| StoreError::Unavailable(describe(&e)))
     }
 }
 
-impl StateStore for DynamoStore {
-    fn name(&self) -> &'static str {
-        "dynamodb"
-    }
-
+impl FingerprintStore for DynamoStore {
     fn load<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<Versioned>> {
-        Box::pin(self.load_impl(key, now))
+        Box::pin(async move {
+            let Some(item) = self.get(key).await? else {
+                return Ok(None);
+            };
+            if expired(&item, now) {
+                return Ok(None);
+            }
+            let (Some(state), Some(version)) = (string(&item, "state"), num(&item, "version"))
+            else {
+                return Ok(None);
+            };
+            Ok(Some(Versioned {
+                state,
+                version: u64::try_from(version).unwrap_or(0),
+            }))
+        })
     }
 
     fn save<'a>(
@@ -501,44 +96,193 @@ impl StateStore for DynamoStore {
         expires_at: i64,
         now: i64,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.save_impl(key, state, expected, expires_at, now))
+        Box::pin(async move {
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .update_expression("SET #state = :state, #version = :next, #exp = :exp")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#exp", "expiration")
+                .expression_attribute_values(":state", s(state))
+                .expression_attribute_values(":exp", n(expires_at));
+            req = match expected {
+                Some(v) => req
+                    .condition_expression("#version = :expected")
+                    .expression_attribute_values(":expected", n(v))
+                    .expression_attribute_values(":next", n(v + 1)),
+                None => req
+                    .condition_expression("attribute_not_exists(#version) OR #exp < :now")
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":next", n(1)),
+            };
+            req.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(key, e, |e| e.is_conditional_check_failed_exception()))
+        })
+    }
+}
+
+impl StormStore for DynamoStore {
+    fn count<'a>(&'a self, key: &'a str, critical: bool, expires_at: i64) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .update_expression("SET #exp = if_not_exists(#exp, :exp) ADD #counter :one")
+                .expression_attribute_names("#exp", "expiration")
+                .expression_attribute_names(
+                    "#counter",
+                    if critical { "critical" } else { "position" },
+                )
+                .expression_attribute_values(":exp", n(expires_at))
+                .expression_attribute_values(":one", n(1))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            Ok(out
+                .attributes
+                .as_ref()
+                .map(|a| count(a, "position"))
+                .unwrap_or(0))
+        })
     }
 
-    fn storm_count<'a>(
-        &'a self,
-        key: &'a str,
-        critical: bool,
-        expires_at: i64,
-    ) -> StoreFuture<'a, u64> {
-        Box::pin(self.storm_count_impl(key, critical, expires_at))
-    }
-
-    fn storm_add<'a>(
+    fn add<'a>(
         &'a self,
         key: &'a str,
         entry: &'a StormEntry,
         slot: ResourceSlot<'a>,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.storm_add_impl(key, entry, slot))
+        Box::pin(async move {
+            let resource = match slot {
+                ResourceSlot::Track(r) | ResourceSlot::TrackIfKnown(r) => format!("r:{r}"),
+                ResourceSlot::Other => "r_other".to_string(),
+            };
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .update_expression("ADD #s :one, #t :one, #a :one, #o :one, #r :one")
+                .expression_attribute_names("#s", format!("s:{}", entry.severity.as_str()))
+                .expression_attribute_names("#t", format!("t:{}", entry.finding_type))
+                .expression_attribute_names("#a", format!("a:{}", entry.account))
+                .expression_attribute_names("#o", format!("o:{}", entry.source.as_str()))
+                .expression_attribute_names("#r", resource)
+                .expression_attribute_values(":one", n(1));
+            if let ResourceSlot::TrackIfKnown(_) = slot {
+                req = req.condition_expression("attribute_exists(#r)");
+            }
+            req.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(key, e, |e| e.is_conditional_check_failed_exception()))
+        })
     }
 
-    fn storm_read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StormCounters>> {
-        Box::pin(self.storm_read_impl(key))
+    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StormCounters>> {
+        Box::pin(async move {
+            let Some(item) = self.get(key).await? else {
+                return Ok(None);
+            };
+            let mut c = StormCounters {
+                position: count(&item, "position"),
+                critical: count(&item, "critical"),
+                summarized: count(&item, "summarized"),
+                summaries: count(&item, "summaries"),
+                other_resources: count(&item, "r_other"),
+                ..StormCounters::default()
+            };
+            for (name, value) in &item {
+                let AttributeValue::N(v) = value else {
+                    continue;
+                };
+                let Some((prefix, rest)) = name.split_once(':') else {
+                    continue;
+                };
+                let map: &mut BTreeMap<String, u64> = match prefix {
+                    "s" => &mut c.by_severity,
+                    "t" => &mut c.by_type,
+                    "a" => &mut c.by_account,
+                    "o" => &mut c.by_source,
+                    "r" => &mut c.by_resource,
+                    _ => continue,
+                };
+                map.insert(rest.to_string(), v.parse().unwrap_or(0));
+            }
+            Ok(Some(c))
+        })
     }
 
-    fn storm_claim<'a>(&'a self, key: &'a str, replaced: u64) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(self.storm_claim_impl(key, replaced))
+    fn claim<'a>(&'a self, key: &'a str, replaced: u64) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .update_expression("SET #sum = :n ADD #count :one")
+                .condition_expression(
+                    "attribute_exists(id) AND (attribute_not_exists(#sum) OR #sum < :n)",
+                )
+                .expression_attribute_names("#sum", "summarized")
+                .expression_attribute_names("#count", "summaries")
+                .expression_attribute_values(":n", n(replaced))
+                .expression_attribute_values(":one", n(1))
+                .return_values(ReturnValue::UpdatedOld)
+                .send()
+                .await;
+            match out {
+                Ok(out) => Ok(Some(
+                    out.attributes
+                        .as_ref()
+                        .map(|a| count(a, "summarized"))
+                        .unwrap_or(0),
+                )),
+                Err(e) => match classify(key, e, |e| e.is_conditional_check_failed_exception()) {
+                    StoreError::Conflict { .. } => Ok(None),
+                    other => Err(other),
+                },
+            }
+        })
     }
 
-    fn storm_unclaim<'a>(
-        &'a self,
-        key: &'a str,
-        claimed: u64,
-        previous: u64,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(self.storm_unclaim_impl(key, claimed, previous))
+    fn unclaim<'a>(&'a self, key: &'a str, claimed: u64, previous: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .update_expression("SET #sum = :previous ADD #count :minus")
+                .condition_expression("#sum = :claimed")
+                .expression_attribute_names("#sum", "summarized")
+                .expression_attribute_names("#count", "summaries")
+                .expression_attribute_values(":previous", n(previous))
+                .expression_attribute_values(":claimed", n(claimed))
+                .expression_attribute_values(":minus", n(-1))
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(()),
+                Err(e) => match classify(key, e, |e| e.is_conditional_check_failed_exception()) {
+                    // Someone summarized further meanwhile: nothing to give back.
+                    StoreError::Conflict { .. } => Ok(()),
+                    other => Err(other),
+                },
+            }
+        })
     }
+}
 
+impl IdempotencyStore for DynamoStore {
     fn begin<'a>(
         &'a self,
         key: &'a str,
@@ -546,7 +290,62 @@ impl StateStore for DynamoStore {
         expires_at: i64,
         in_progress_until_ms: i64,
     ) -> StoreFuture<'a, BeginOutcome> {
-        Box::pin(self.begin_impl(key, now_ms, expires_at, in_progress_until_ms))
+        Box::pin(async move {
+            let now = now_ms.div_euclid(1000);
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("id", s(key))
+                .item("status", s(STATUS_IN_PROGRESS))
+                .item("expiration", n(expires_at))
+                .item("in_progress_expiration", n(in_progress_until_ms))
+                .condition_expression(
+                    "attribute_not_exists(id) OR #exp < :now OR (#status = :inprogress AND #ipe < :now_ms)",
+                )
+                .expression_attribute_names("#exp", "expiration")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#ipe", "in_progress_expiration")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":now_ms", n(now_ms))
+                .expression_attribute_values(":inprogress", s(STATUS_IN_PROGRESS))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let err = match out {
+                Ok(_) => return Ok(BeginOutcome::Started),
+                Err(e) => e,
+            };
+            let old = match &err {
+                SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception() => {
+                    match se.err() {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                            c.item().cloned()
+                        }
+                        _ => None,
+                    }
+                }
+                _ => return Err(StoreError::Unavailable(describe(&err))),
+            };
+            // Not every DynamoDB implementation returns the old item: read it.
+            let old = match old {
+                Some(item) => Some(item),
+                None => self.get(key).await?,
+            };
+            let Some(item) = old else {
+                // Deleted in between (a failed run released it): let the caller retry.
+                return Ok(BeginOutcome::InProgress);
+            };
+            // The condition failed; decide from the record, checking expiry here
+            // because TTL deletion lags.
+            let status = string(&item, "status").unwrap_or_default();
+            let live = num(&item, "expiration").is_some_and(|e| e >= now);
+            Ok(if status == STATUS_COMPLETE && live {
+                BeginOutcome::Complete(string(&item, "data").unwrap_or_else(|| "null".into()))
+            } else {
+                BeginOutcome::InProgress
+            })
+        })
     }
 
     fn complete<'a>(
@@ -555,23 +354,31 @@ impl StateStore for DynamoStore {
         result: &'a str,
         expires_at: i64,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(self.complete_impl(key, result, expires_at))
+        Box::pin(async move {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("id", s(key))
+                .item("status", s(STATUS_COMPLETE))
+                .item("expiration", n(expires_at))
+                .item("data", s(result))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::Unavailable(describe(&e)))
+        })
     }
 
     fn forget<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(self.forget_impl(key))
-    }
-
-    fn load_thread<'a>(&'a self, key: &'a str, now: i64) -> StoreFuture<'a, Option<SlackThread>> {
-        Box::pin(self.load_thread_impl(key, now))
-    }
-
-    fn save_thread<'a>(
-        &'a self,
-        key: &'a str,
-        thread: &'a SlackThread,
-        expires_at: i64,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(self.save_thread_impl(key, thread, expires_at))
+        Box::pin(async move {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::Unavailable(describe(&e)))
+        })
     }
 }

@@ -18,24 +18,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Clock, StateStore, StoreError};
+use super::clock::Clock;
+use super::store::{BeginOutcome, IdempotencyStore, StoreError};
 
 /// How long an event stays "in progress" when the caller does not know the
 /// invocation's deadline: past it, a crashed invocation's event can run again.
 /// Longer than the template's function timeout (30 s), shorter than Lambda's
 /// first async retry (about a minute).
-pub const DEFAULT_IN_PROGRESS_MS: i64 = 45_000;
-
-/// What the store found for an event id.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BeginOutcome {
-    /// Recorded as in progress: process it.
-    Started,
-    /// Already processed; the stored result (JSON).
-    Complete(String),
-    /// Another invocation is processing it now.
-    InProgress,
-}
+const DEFAULT_IN_PROGRESS_MS: i64 = 45_000;
 
 /// What to do with an event.
 #[derive(Debug)]
@@ -51,7 +41,7 @@ pub enum Begin {
 /// Idempotency over one store.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn IdempotencyStore>,
     ttl_seconds: i64,
     clock: Clock,
 }
@@ -59,18 +49,22 @@ pub struct Idempotency {
 /// The record of an event in progress; complete or release it.
 #[derive(Debug)]
 pub struct IdempotencyGuard {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn IdempotencyStore>,
     key: String,
     expires_at: i64,
 }
 
 /// The state key of an event id.
-pub fn key(event_id: &str) -> String {
+fn key(event_id: &str) -> String {
     format!("idem#{event_id}")
 }
 
 impl Idempotency {
-    pub fn new(store: Arc<dyn StateStore>, ttl_seconds: i64, clock: Clock) -> Idempotency {
+    pub(super) fn new(
+        store: Arc<dyn IdempotencyStore>,
+        ttl_seconds: i64,
+        clock: Clock,
+    ) -> Idempotency {
         Idempotency {
             store,
             ttl_seconds,
@@ -83,7 +77,7 @@ impl Idempotency {
     }
 
     /// Records `event_id` as in progress until `deadline_ms` (the Lambda
-    /// invocation's deadline, epoch ms; [`DEFAULT_IN_PROGRESS_MS`] from now
+    /// invocation's deadline, epoch ms; `DEFAULT_IN_PROGRESS_MS` from now
     /// when unknown), or says why not to process it.
     pub async fn begin(
         &self,

@@ -9,7 +9,7 @@
 //! - CRITICAL findings always alert on their own and are only counted.
 //! - Aggregated findings add to per-severity, type, account, source and
 //!   resource counters. Resources are tracked for the first
-//!   [`TRACKED_RESOURCES`] aggregated findings; later, new resources count as
+//!   `TRACKED_RESOURCES` aggregated findings; later, new resources count as
 //!   "other", which bounds the record's size and write cost.
 //!
 //! When summaries go out (see the README section "Reliability"):
@@ -32,7 +32,7 @@ use crate::model::{Finding, Resource, Severity, Source};
 use crate::text::one_line;
 
 /// Aggregated findings whose resource is tracked even if new.
-pub const TRACKED_RESOURCES: u64 = 200;
+pub(super) const TRACKED_RESOURCES: u64 = 200;
 /// Finding type of the summary alert (subscribers can filter on it).
 pub const SUMMARY_TYPE: &str = "Vigil:AlertStorm/Summary";
 /// Longest type, account or resource name kept as a counter key.
@@ -41,7 +41,7 @@ const MAX_KEY_CHARS: usize = 256;
 const TOP: usize = 10;
 
 /// The state key of a storm window.
-pub fn key(window_start: i64) -> String {
+pub(super) fn key(window_start: i64) -> String {
     format!("storm#{window_start}")
 }
 
@@ -56,7 +56,7 @@ pub struct StormEntry {
 }
 
 impl StormEntry {
-    pub fn of(f: &Finding) -> StormEntry {
+    pub(super) fn of(f: &Finding) -> StormEntry {
         StormEntry {
             severity: f.severity,
             source: f.source,
@@ -114,12 +114,12 @@ pub struct StormCounters {
 
 impl StormCounters {
     /// Alerts the storm replaced (not sent on their own).
-    pub fn replaced(&self, threshold: u64) -> u64 {
+    pub(super) fn replaced(&self, threshold: u64) -> u64 {
         self.position.saturating_sub(threshold)
     }
 
     /// Adds `entry` (the in-memory store, and tests).
-    pub fn add(&mut self, entry: &StormEntry, slot: ResourceSlot<'_>) -> bool {
+    pub(super) fn add(&mut self, entry: &StormEntry, slot: ResourceSlot<'_>) -> bool {
         if let ResourceSlot::TrackIfKnown(r) = slot {
             if !self.by_resource.contains_key(r) {
                 return false;
@@ -166,7 +166,7 @@ fn inline(map: &BTreeMap<String, u64>, n: usize) -> String {
 }
 
 /// The window a summary finding is about (from its id).
-pub fn window_of(summary: &Finding) -> Option<i64> {
+pub(super) fn window_of(summary: &Finding) -> Option<i64> {
     if summary.finding_type != SUMMARY_TYPE {
         return None;
     }
@@ -183,119 +183,173 @@ pub fn window_of(summary: &Finding) -> Option<i64> {
 /// renderer sends it like any other alert. Its subject and text say it is a
 /// storm summary and how many alerts it replaces; its evidence carries the
 /// counts for machines; `count` is the number of alerts replaced.
-pub fn summary(
+pub(super) fn summary(
     window_start: i64,
     window_seconds: i64,
     threshold: u64,
     c: &StormCounters,
     closed: bool,
 ) -> Finding {
-    let replaced = c.replaced(threshold);
-    let individual = c.position.min(threshold);
-    let mut f = Finding::new(
-        most_common_source(c),
-        format!("storm:{window_start}:{replaced}"),
-        SUMMARY_TYPE,
-    );
-    f.product = "Vigil".into();
-    f.title = format!(
-        "Alert storm {}: {replaced} alerts summarized",
-        if closed { "summary" } else { "in progress" }
-    );
-    // The highest severity it holds back; CRITICAL alerted on its own.
-    f.severity = Severity::ALL
-        .into_iter()
-        .rev()
-        .find(|s| c.by_severity.get(s.as_str()).is_some_and(|n| *n > 0))
-        .unwrap_or(Severity::Medium);
-    let accounts = top(&c.by_account, 1);
-    f.account_id = accounts
-        .first()
-        .map(|(a, _)| a.to_string())
-        .unwrap_or_default();
-    if c.by_account.len() > 1 {
-        f.account_name = Some(format!("{} accounts", c.by_account.len()));
-    }
-    f.region = "all regions".into();
-    let start = DateTime::<Utc>::from_timestamp(window_start, 0).unwrap_or_default();
-    let end = DateTime::<Utc>::from_timestamp(window_start.saturating_add(window_seconds), 0)
-        .unwrap_or_default();
-    f.time = start;
-    f.first_seen = Some(start);
-    f.last_seen = Some(end);
-    f.count = replaced;
-    f.fingerprint = format!("storm-{window_start}");
-    for (id, _) in top(&c.by_resource, 5) {
-        f.resources.push(Resource::new("Other", id));
-    }
-
-    let mut d = String::new();
-    let _ = writeln!(
-        d,
-        "This is a storm summary: it replaces {replaced} individual alerts. More than {threshold} findings alerted between {} and {} UTC; the first {individual} were sent one by one, the rest are counted here.",
-        start.format("%Y-%m-%d %H:%M:%S"),
-        end.format("%H:%M:%S"),
-    );
-    if c.critical > 0 {
-        let _ = writeln!(
-            d,
-            "{} CRITICAL findings in this window were alerted on their own, as always.",
-            c.critical
-        );
-    }
-    if closed {
-        let _ = writeln!(d, "The window has closed: these are the final counts.");
-    } else {
-        let _ = writeln!(
-            d,
-            "The storm is in progress: a final summary follows when the window closes."
-        );
-    }
-    for (label, map) in [
-        ("By severity", &c.by_severity),
-        ("By type", &c.by_type),
-        ("By account", &c.by_account),
-        ("By source", &c.by_source),
-        ("Top resources", &c.by_resource),
-    ] {
-        if map.is_empty() {
-            continue;
-        }
-        let _ = writeln!(d, "\n{label}:");
-        for (k, n) in top(map, TOP) {
-            let _ = writeln!(d, "  {n:>7}  {k}");
-        }
-        if map.len() > TOP {
-            let _ = writeln!(d, "  ... and {} more", map.len() - TOP);
-        }
-    }
-    if c.other_resources > 0 {
-        let _ = writeln!(d, "  {:>7}  (other resources)", c.other_resources);
-    }
-    let _ = writeln!(
-        d,
-        "\nEvery aggregated finding is in the logs with decision \"aggregated\" and its storm window {window_start}."
-    );
-    f.description = d;
-
-    let ev = &mut f.evidence;
-    ev.insert("storm_replaced_alerts".into(), replaced.to_string());
-    ev.insert("storm_individual_alerts".into(), individual.to_string());
-    ev.insert("storm_critical_alerts".into(), c.critical.to_string());
-    ev.insert("storm_threshold".into(), threshold.to_string());
-    ev.insert("storm_window_start".into(), start.to_rfc3339());
-    ev.insert("storm_window_seconds".into(), window_seconds.to_string());
-    ev.insert("storm_final".into(), closed.to_string());
-    ev.insert("storm_by_severity".into(), inline(&c.by_severity, 5));
-    ev.insert("storm_by_type".into(), inline(&c.by_type, TOP));
-    ev.insert("storm_by_account".into(), inline(&c.by_account, TOP));
-    ev.insert("storm_by_source".into(), inline(&c.by_source, 5));
-    ev.insert("storm_top_resources".into(), inline(&c.by_resource, TOP));
-    ev.insert(
-        "storm_other_resources".into(),
-        c.other_resources.to_string(),
-    );
+    let s = Summary {
+        c,
+        window_start,
+        window_seconds,
+        threshold,
+        closed,
+        replaced: c.replaced(threshold),
+        individual: c.position.min(threshold),
+        start: DateTime::<Utc>::from_timestamp(window_start, 0).unwrap_or_default(),
+        end: DateTime::<Utc>::from_timestamp(window_start.saturating_add(window_seconds), 0)
+            .unwrap_or_default(),
+    };
+    let mut f = s.finding();
+    f.description = s.description();
+    s.add_evidence(&mut f.evidence);
     f
+}
+
+/// One storm window's summary: its counters and the numbers every part of
+/// the alert states.
+struct Summary<'a> {
+    c: &'a StormCounters,
+    window_start: i64,
+    window_seconds: i64,
+    threshold: u64,
+    /// Whether the window has closed (the final summary).
+    closed: bool,
+    /// Alerts the storm replaced.
+    replaced: u64,
+    /// Alerts sent one by one before the threshold was crossed.
+    individual: u64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl Summary<'_> {
+    /// The finding's identity, title, severity, scope and time.
+    fn finding(&self) -> Finding {
+        let (c, replaced, window_start) = (self.c, self.replaced, self.window_start);
+        let mut f = Finding::new(
+            most_common_source(c),
+            format!("storm:{window_start}:{replaced}"),
+            SUMMARY_TYPE,
+        );
+        f.product = "Vigil".into();
+        f.title = format!(
+            "Alert storm {}: {replaced} alerts summarized",
+            if self.closed {
+                "summary"
+            } else {
+                "in progress"
+            }
+        );
+        // The highest severity it holds back; CRITICAL alerted on its own.
+        f.severity = Severity::ALL
+            .into_iter()
+            .rev()
+            .find(|s| c.by_severity.get(s.as_str()).is_some_and(|n| *n > 0))
+            .unwrap_or(Severity::Medium);
+        let accounts = top(&c.by_account, 1);
+        f.account_id = accounts
+            .first()
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_default();
+        if c.by_account.len() > 1 {
+            f.account_name = Some(format!("{} accounts", c.by_account.len()));
+        }
+        f.region = "all regions".into();
+        f.time = self.start;
+        f.first_seen = Some(self.start);
+        f.last_seen = Some(self.end);
+        f.count = replaced;
+        f.fingerprint = format!("storm-{window_start}");
+        for (id, _) in top(&c.by_resource, 5) {
+            f.resources.push(Resource::new("Other", id));
+        }
+        f
+    }
+
+    /// The text: what the summary is, then the breakdowns.
+    fn description(&self) -> String {
+        let (c, replaced, threshold) = (self.c, self.replaced, self.threshold);
+        let mut d = String::new();
+        let _ = writeln!(
+            d,
+            "This is a storm summary: it replaces {replaced} individual alerts. More than {threshold} findings alerted between {} and {} UTC; the first {} were sent one by one, the rest are counted here.",
+            self.start.format("%Y-%m-%d %H:%M:%S"),
+            self.end.format("%H:%M:%S"),
+            self.individual,
+        );
+        if c.critical > 0 {
+            let _ = writeln!(
+                d,
+                "{} CRITICAL findings in this window were alerted on their own, as always.",
+                c.critical
+            );
+        }
+        if self.closed {
+            let _ = writeln!(d, "The window has closed: these are the final counts.");
+        } else {
+            let _ = writeln!(
+                d,
+                "The storm is in progress: a final summary follows when the window closes."
+            );
+        }
+        for (label, map) in [
+            ("By severity", &c.by_severity),
+            ("By type", &c.by_type),
+            ("By account", &c.by_account),
+            ("By source", &c.by_source),
+            ("Top resources", &c.by_resource),
+        ] {
+            if map.is_empty() {
+                continue;
+            }
+            let _ = writeln!(d, "\n{label}:");
+            for (k, n) in top(map, TOP) {
+                let _ = writeln!(d, "  {n:>7}  {k}");
+            }
+            if map.len() > TOP {
+                let _ = writeln!(d, "  ... and {} more", map.len() - TOP);
+            }
+        }
+        if c.other_resources > 0 {
+            let _ = writeln!(d, "  {:>7}  (other resources)", c.other_resources);
+        }
+        let _ = writeln!(
+            d,
+            "\nEvery aggregated finding is in the logs with decision \"aggregated\" and its storm window {}.",
+            self.window_start
+        );
+        d
+    }
+
+    /// The counts for machines.
+    fn add_evidence(&self, ev: &mut BTreeMap<String, String>) {
+        let c = self.c;
+        ev.insert("storm_replaced_alerts".into(), self.replaced.to_string());
+        ev.insert(
+            "storm_individual_alerts".into(),
+            self.individual.to_string(),
+        );
+        ev.insert("storm_critical_alerts".into(), c.critical.to_string());
+        ev.insert("storm_threshold".into(), self.threshold.to_string());
+        ev.insert("storm_window_start".into(), self.start.to_rfc3339());
+        ev.insert(
+            "storm_window_seconds".into(),
+            self.window_seconds.to_string(),
+        );
+        ev.insert("storm_final".into(), self.closed.to_string());
+        ev.insert("storm_by_severity".into(), inline(&c.by_severity, 5));
+        ev.insert("storm_by_type".into(), inline(&c.by_type, TOP));
+        ev.insert("storm_by_account".into(), inline(&c.by_account, TOP));
+        ev.insert("storm_by_source".into(), inline(&c.by_source, 5));
+        ev.insert("storm_top_resources".into(), inline(&c.by_resource, TOP));
+        ev.insert(
+            "storm_other_resources".into(),
+            c.other_resources.to_string(),
+        );
+    }
 }
 
 fn most_common_source(c: &StormCounters) -> Source {

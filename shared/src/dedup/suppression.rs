@@ -24,11 +24,11 @@ use crate::model::Severity;
 
 /// A claim not delivered after this long belongs to a process that died
 /// (Lambda's longest timeout is 15 minutes).
-pub const CLAIM_STALE_SECONDS: i64 = 900;
+pub(super) const CLAIM_STALE_SECONDS: i64 = 900;
 
 /// What is remembered per fingerprint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FingerprintState {
+pub(super) struct FingerprintState {
     /// No new alert for this fingerprint before this (epoch seconds).
     pub window_end: i64,
     /// Repeats suppressed since the last alert; the next alert carries them.
@@ -40,7 +40,7 @@ pub struct FingerprintState {
     /// Severity of the last alert (a higher one alerts within the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
-    /// The source finding id last alerted (see [`super::finding_key`]).
+    /// The source finding id last alerted (see [`super::keys::finding_key`]).
     #[serde(default)]
     pub finding_key: String,
     /// The source's own repeat count for that finding (GuardDuty `service.count`).
@@ -49,15 +49,11 @@ pub struct FingerprintState {
     /// The alert in flight or last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
-    /// Slack thread of this fingerprint's alerts; a top-level attribute the
-    /// notifier owns, read here, never written.
-    #[serde(skip)]
-    pub thread_ts: Option<String>,
 }
 
 /// Who is sending the alert for a fingerprint, and whether it went out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Claim {
+pub(super) struct Claim {
     /// The event (and finding) that claimed it.
     pub owner: String,
     /// The repeat count the alert carries.
@@ -69,7 +65,7 @@ pub struct Claim {
 
 /// One occurrence of a fingerprint.
 #[derive(Debug, Clone, Copy)]
-pub struct Observation<'a> {
+pub(super) struct Observation<'a> {
     pub finding_key: &'a str,
     pub severity: Severity,
     pub source_count: u64,
@@ -78,7 +74,7 @@ pub struct Observation<'a> {
 
 /// Why a fingerprint alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertReason {
+pub(super) enum AlertReason {
     First,
     Retry,
     Abandoned,
@@ -106,7 +102,7 @@ impl RepeatKind {
 
 /// The outcome of [`observe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     Alert {
         suppressed_repeats: u64,
         reason: AlertReason,
@@ -116,7 +112,7 @@ pub enum Verdict {
 }
 
 /// Decides what `obs` does given the stored state, and returns the state to store.
-pub fn observe(
+pub(super) fn observe(
     old: Option<&FingerprintState>,
     obs: &Observation<'_>,
     now: i64,
@@ -187,7 +183,6 @@ fn alert(
             at: now,
             delivered: false,
         }),
-        thread_ts: s.thread_ts.clone(),
     };
     (
         Verdict::Alert {
@@ -225,7 +220,7 @@ fn suppress(
 /// the carried count returned to the repeats, so the retry or the next
 /// occurrence alerts with it). None: nothing to change (someone else's claim
 /// by now).
-pub fn settle(
+pub(super) fn settle(
     current: &FingerprintState,
     owner: &str,
     delivered: bool,

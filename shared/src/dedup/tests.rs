@@ -1,10 +1,12 @@
 //! The dedup stage over the in-memory store, with a hand-driven clock.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::keys::finding_key;
+use super::settings::DEFAULT_SUPPRESSION_WINDOW_SECONDS;
+use super::suppression::FingerprintState;
 use super::*;
-use crate::model::{Resource, Severity, Source};
+use crate::model::{Finding, Resource, Severity, Source};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z in ms
 
@@ -20,7 +22,8 @@ fn settings() -> DedupSettings {
 fn stage(settings: &DedupSettings) -> (Dedup, MemoryStore, Clock) {
     let store = MemoryStore::new();
     let clock = Clock::manual(T0);
-    let d = Dedup::new(settings, Some(Arc::new(store.clone())), None).with_clock(clock.clone());
+    let d =
+        Dedup::new(settings, Some(StateStores::new(store.clone())), None).with_clock(clock.clone());
     (d, store, clock)
 }
 
@@ -62,7 +65,7 @@ async fn one_alert_per_fingerprint_per_window_and_the_next_carries_the_count() {
     for (i, id) in ["b", "c", "d"].iter().enumerate() {
         clock.advance(Duration::from_secs(10));
         match run(&d, &finding(id, "i-1", Severity::High), true).await.0 {
-            Admission::Skip(Decision::Suppressed { repeats, kind, .. }) => {
+            Admission::Skip(Skip::Suppressed { repeats, kind, .. }) => {
                 assert_eq!(repeats, i as u64 + 1);
                 assert_eq!(kind, RepeatKind::Repeat);
             }
@@ -101,7 +104,7 @@ async fn a_failed_delivery_gives_the_claim_back_so_the_retry_alerts() {
     // Now it is suppressed.
     assert!(matches!(
         run(&d, &f, true).await.0,
-        Admission::Skip(Decision::Suppressed { .. })
+        Admission::Skip(Skip::Suppressed { .. })
     ));
 }
 
@@ -128,7 +131,7 @@ async fn guardduty_resending_a_finding_updates_instead_of_alerting_unless_severi
     f.count = 12;
     f.event_id = Some("evt-resend".into());
     match run(&d, &f, true).await.0 {
-        Admission::Skip(Decision::Suppressed { kind, .. }) => {
+        Admission::Skip(Skip::Suppressed { kind, .. }) => {
             assert_eq!(kind, RepeatKind::SourceUpdate)
         }
         other => panic!("expected an update, got {other:?}"),
@@ -142,7 +145,7 @@ async fn guardduty_resending_a_finding_updates_instead_of_alerting_unless_severi
     via_hub.event_id = Some("evt-hub".into());
     assert!(matches!(
         run(&d, &via_hub, true).await.0,
-        Admission::Skip(Decision::Suppressed { .. })
+        Admission::Skip(Skip::Suppressed { .. })
     ));
     f.severity = Severity::High;
     f.event_id = Some("evt-worse".into());
@@ -168,7 +171,7 @@ async fn suppression_rules_skip_with_their_reason() {
         .await
         .0
     {
-        Admission::Skip(Decision::SuppressedByRule { rule, reason }) => {
+        Admission::Skip(Skip::SuppressedByRule { rule, reason }) => {
             assert_eq!(
                 (rule.as_str(), reason.as_str()),
                 ("scanner", "nightly scan")
@@ -228,7 +231,7 @@ async fn a_storm_alerts_up_to_the_threshold_then_summarizes_without_losing_count
         .await;
         match a {
             Admission::Alert { .. } => alerted += 1,
-            Admission::Skip(Decision::Aggregated { position, .. }) => {
+            Admission::Skip(Skip::Aggregated { position, .. }) => {
                 aggregated += 1;
                 assert!(position > 5);
             }

@@ -24,6 +24,7 @@ pub mod pagerduty;
 pub mod secrets;
 pub mod slack;
 pub mod slack_bot;
+pub mod threads;
 pub mod trace;
 pub mod view;
 
@@ -46,6 +47,7 @@ pub use pagerduty::PagerDuty;
 pub use secrets::{Secret, SecretError, SecretString};
 pub use slack::SlackWebhook;
 pub use slack_bot::{SlackBot, SlackChannel};
+pub use threads::{DynamoThreads, MemoryThreads, SlackThread, ThreadStore, ThreadStoreError};
 pub use trace::{aws_trace_header, trace_parent};
 pub use view::{AlertStatus, AlertView, ViewError};
 
@@ -410,10 +412,10 @@ fn slack_destination(
                 );
             }
             let threads = config.state_table.as_ref().map(|table| {
-                Arc::new(crate::dedup::DynamoStore::new(
-                    crate::dedup::dynamodb::client(sdk),
+                Arc::new(DynamoThreads::new(
+                    crate::dedup::table::client(sdk),
                     table.clone(),
-                )) as Arc<dyn crate::dedup::StateStore>
+                )) as Arc<dyn ThreadStore>
             });
             if threads.is_none() {
                 tracing::warn!(
@@ -465,7 +467,7 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 /// The invocation's result as JSON, for the Lambda's response.
-pub fn report_json(reports: &[RecordReport]) -> Value {
+fn report_json(reports: &[RecordReport]) -> Value {
     json!({
         "records": reports.len(),
         "deliveries": reports.iter().map(|r| json!({

@@ -9,7 +9,7 @@
 //! - a new finding posts its card at the top level of the channel, and the
 //!   message's `ts` and channel id become the fingerprint's thread, stored on
 //!   its `fp#<fingerprint>` record in the state table (the record the dedup
-//!   stage keeps; see [`crate::dedup::SlackThread`]);
+//!   stage keeps; see [`super::threads`]);
 //! - a repeat or a resolution with a known thread posts the compact line as a
 //!   reply, in the thread's channel; without one (no state table, the record
 //!   expired, the store failed) it posts at the top level and starts a thread;
@@ -37,21 +37,22 @@ use serde_json::{json, Value};
 use super::http::{http_429, HttpClient, HttpError, HttpResponse};
 use super::secrets::{Secret, SecretError, SecretString};
 use super::slack::{card, compact, http_error, routed_channel, secret_error};
+use super::threads::{SlackThread, ThreadStore, ThreadStoreError};
 use super::view::{AlertStatus, AlertView};
 use super::{DeliverFuture, Destination, Outcome};
-use crate::dedup::{fingerprint_key, SlackThread, StateStore, StoreError, STATE_RETENTION_SECONDS};
+use crate::dedup::{fingerprint_key, STATE_RETENTION_SECONDS};
 use crate::model::Severity;
 use crate::sinks::SinkError;
 use crate::text::one_line;
 
 /// The Slack Web API (`VIGIL_SLACK_API_URL` overrides it, for tests).
-pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+pub(super) const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// Names the bot token may sit under when the secret is JSON.
-pub const BOT_TOKEN_SECRET_KEYS: &[&str] = &["bot_token", "token"];
+pub(super) const BOT_TOKEN_SECRET_KEYS: &[&str] = &["bot_token", "token"];
 /// Where a JSON bot-token secret may name the default channel.
-pub const SECRET_CHANNEL_KEY: &str = "channel";
+const SECRET_CHANNEL_KEY: &str = "channel";
 /// Metric `error_kind` for a state-store failure around a thread.
-pub const THREAD_STORE_ERROR_KIND: &str = "slack_thread_store";
+const THREAD_STORE_ERROR_KIND: &str = "slack_thread_store";
 
 const SINK: &str = "slack";
 /// Longest state key threaded: DynamoDB takes 2048 bytes of partition key,
@@ -106,7 +107,7 @@ impl std::str::FromStr for SlackChannel {
 
 /// Why `chat.postMessage` did not post.
 #[derive(Debug, thiserror::Error)]
-pub enum PostError {
+enum PostError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     /// The secret holds something that cannot be sent as a header.
@@ -136,7 +137,7 @@ pub enum PostError {
 
 impl PostError {
     /// Whether the invocation's retry may succeed.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             PostError::Secret(e) => e.is_transient(),
             PostError::Http(e) => e.is_transient(),
@@ -180,9 +181,9 @@ struct Answer {
 
 /// A posted message: where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Posted {
-    pub channel: String,
-    pub ts: String,
+struct Posted {
+    channel: String,
+    ts: String,
 }
 
 /// Rate limited: HTTP 429, or HTTP 200 `{"ok": false, "error": "ratelimited"}`.
@@ -201,7 +202,7 @@ fn slack_rate_limited(resp: &HttpResponse) -> Option<&'static str> {
 }
 
 /// Reads Slack's answer to a post to `channel` (replying to `thread_ts`).
-pub fn read_answer(
+fn read_answer(
     resp: &HttpResponse,
     channel: &SlackChannel,
     thread_ts: Option<&str>,
@@ -260,7 +261,7 @@ pub fn read_answer(
 /// The `chat.postMessage` body: a [`super::slack`] message, its channel, the
 /// thread it replies to, and no unfurling (a link in an alert is not a
 /// preview's business). `link_names` is never set.
-pub fn post_body(message: Value, channel: &SlackChannel, thread_ts: Option<&str>) -> Value {
+fn post_body(message: Value, channel: &SlackChannel, thread_ts: Option<&str>) -> Value {
     let mut body = match message {
         Value::Object(m) => m,
         other => {
@@ -299,7 +300,7 @@ pub struct SlackBot {
     /// `VIGIL_SLACK_CHANNEL`.
     default_channel: Option<SlackChannel>,
     /// Where threads are kept; None: every alert posts at the top level.
-    threads: Option<Arc<dyn StateStore>>,
+    threads: Option<Arc<dyn ThreadStore>>,
     http: HttpClient,
     min_severity: Severity,
     thread_store_errors: AtomicU64,
@@ -318,7 +319,7 @@ impl fmt::Debug for SlackBot {
 }
 
 impl SlackBot {
-    /// Posts through the Web API at `api_url` (e.g. [`DEFAULT_API_URL`]).
+    /// Posts through the Web API at `api_url` (e.g. `https://slack.com/api`).
     pub fn new(token: Secret, api_url: &str, http: HttpClient) -> SlackBot {
         SlackBot {
             token,
@@ -338,7 +339,7 @@ impl SlackBot {
     }
 
     /// Keeps each fingerprint's thread in `store`.
-    pub fn threads(mut self, store: Option<Arc<dyn StateStore>>) -> SlackBot {
+    pub fn threads(mut self, store: Option<Arc<dyn ThreadStore>>) -> SlackBot {
         self.threads = store;
         self
     }
@@ -398,7 +399,7 @@ impl SlackBot {
     }
 
     /// One `chat.postMessage`; see the module docs for what each answer means.
-    pub async fn post(
+    async fn post(
         &self,
         message: Value,
         channel: &SlackChannel,
@@ -426,7 +427,7 @@ impl SlackBot {
         result
     }
 
-    fn store_failed(&self, operation: &'static str, a: &AlertView, e: &StoreError) {
+    fn store_failed(&self, operation: &'static str, a: &AlertView, e: &ThreadStoreError) {
         self.thread_store_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             operation,
@@ -441,7 +442,7 @@ impl SlackBot {
 
     /// The state key of `a`'s thread, when threads are kept and the
     /// fingerprint can be a key.
-    fn thread_key(&self, a: &AlertView) -> Option<(&Arc<dyn StateStore>, String)> {
+    fn thread_key(&self, a: &AlertView) -> Option<(&Arc<dyn ThreadStore>, String)> {
         let store = self.threads.as_ref()?;
         let key = fingerprint_key(&a.fingerprint);
         (key.len() <= MAX_THREAD_KEY_BYTES).then_some((store, key))
@@ -457,7 +458,7 @@ impl SlackBot {
         let now = chrono::Utc::now().timestamp();
 
         let stored = match &key {
-            Some((store, key)) => match store.load_thread(key, now).await {
+            Some((store, key)) => match store.load(key, now).await {
                 Ok(t) => t,
                 Err(e) => {
                     self.store_failed("load_thread", a, &e);
@@ -512,7 +513,7 @@ impl SlackBot {
                 origin: Some(origin),
             };
             if let Err(e) = store
-                .save_thread(key, &thread, now.saturating_add(STATE_RETENTION_SECONDS))
+                .save(key, &thread, now.saturating_add(STATE_RETENTION_SECONDS))
                 .await
             {
                 self.store_failed("save_thread", a, &e);
@@ -548,7 +549,7 @@ impl Destination for SlackBot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedup::MemoryStore;
+    use crate::notify::threads::MemoryThreads;
     use crate::notify::view::tests_support::{hostile, sample_view};
     use crate::notify::HttpPolicy;
     use http::StatusCode;
@@ -670,7 +671,7 @@ mod tests {
         assert_eq!(top_level_message(&v, true), compact(&v));
     }
 
-    fn bot(store: &MemoryStore) -> SlackBot {
+    fn bot(store: &MemoryThreads) -> SlackBot {
         SlackBot::new(
             Secret::value("xoxb-1"),
             "http://127.0.0.1:9/api/",
@@ -682,14 +683,14 @@ mod tests {
     #[test]
     fn the_post_url_is_the_api_base_plus_the_method() {
         assert_eq!(
-            bot(&MemoryStore::new()).post_url,
+            bot(&MemoryThreads::new()).post_url,
             "http://127.0.0.1:9/api/chat.postMessage"
         );
     }
 
     #[test]
     fn overlong_fingerprints_are_not_threaded() {
-        let store = MemoryStore::new();
+        let store = MemoryThreads::new();
         let b = bot(&store);
         assert!(b.thread_key(&sample_view()).is_some());
         assert!(b.thread_key(&hostile()).is_none());
@@ -755,7 +756,7 @@ mod tests {
     async fn a_failing_store_never_stops_a_post_attempt() {
         // Nothing listens on port 9: the post fails, but only after the store
         // failure was counted and skipped.
-        let store = MemoryStore::new();
+        let store = MemoryThreads::new();
         store.set_unavailable(true);
         let b = bot(&store).default_channel(Some(chan("#sec")));
         let mut v = sample_view();
