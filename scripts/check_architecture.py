@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # it in this list. `model` and `detect` are the vigil-model and vigil-detect
 # crates re-exported, so they sit below everything.
 LAYERS = [
-    "text", "json", "env", "aws", "model", "detect",
+    "text", "json", "env", "aws", "documents", "model", "detect",
     "accounts", "ocsf", "sources", "enrich", "route", "render", "sinks",
     "dedup", "config", "pipeline", "telemetry", "logfiles", "notify", "app",
 ]

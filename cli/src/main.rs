@@ -140,12 +140,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 true => Some(aws::sdk_config().await),
                 false => None,
             };
-            config.dedup.suppressions = vigil::dedup::rules::load(&config.dedup, sdk.as_ref())
-                .await
-                .context("loading suppression rules")?;
             let loaded = app::Loaded::load(&config, sdk.as_ref())
                 .await
-                .context("loading the routing table")?;
+                .context("loading the suppression rules and the routing table")?;
             // Replay never uses idempotency: a replayed event should run.
             config.dedup.idempotency_table = None;
             let dedup = match (&sdk, no_dedup) {
@@ -154,7 +151,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     vigil::dedup::Dedup::from_settings(&config.dedup, sdk)
                 }
                 _ => vigil::dedup::Dedup::in_memory(&config.dedup),
-            };
+            }
+            .with_suppressions(loaded.suppressions.clone());
             // CloudTrail records meet the same rules as in the functions
             // (bundled, plus VIGIL_RULES_DIR).
             let rules =

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::accounts::{AccountDirectory, LookupWants, Organizations};
 use crate::aws::sdk_config;
 use crate::config::Config;
+use crate::dedup::Suppressions;
 use crate::detect::Detector;
 use crate::env::ConfigError;
 use crate::model::Source;
@@ -36,6 +37,7 @@ pub enum StartupError {
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     pub routes: RoutingTable,
+    pub suppressions: Suppressions,
 }
 
 impl Loaded {
@@ -48,7 +50,11 @@ impl Loaded {
             sdk,
         )
         .await?;
-        Ok(Loaded { routes })
+        let suppressions = crate::dedup::rules::load(&config.dedup, sdk).await?;
+        Ok(Loaded {
+            routes,
+            suppressions,
+        })
     }
 
     /// The account directory the configuration asks for: AWS Organizations
@@ -100,7 +106,10 @@ pub fn function_pipeline(
 ) -> Pipeline {
     let mut builder = pipeline_builder(config, loaded, Some(sdk))
         .accept(accepted)
-        .dedup(crate::dedup::Dedup::from_settings(&config.dedup, sdk));
+        .dedup(
+            crate::dedup::Dedup::from_settings(&config.dedup, sdk)
+                .with_suppressions(loaded.suppressions.clone()),
+        );
     if let Some(directory) = loaded.account_directory(config, sdk) {
         builder = builder.accounts(directory);
     }
@@ -241,10 +250,6 @@ pub async fn start_function(
     }
     let detector = detector(&config)?;
     let sdk = sdk_config().await;
-    let mut config = config;
-    config.dedup.suppressions = crate::dedup::rules::load(&config.dedup, Some(&sdk))
-        .await
-        .map_err(StartupError::from)?;
     let loaded = Loaded::load(&config, Some(&sdk)).await?;
     let pipeline = function_pipeline(&config, &loaded, &sdk, spec.sources, detector);
     tracing::info!(function = spec.name, "ready");

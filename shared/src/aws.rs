@@ -1,7 +1,5 @@
-//! AWS access every layer shares: the SDK configuration and configuration
-//! documents kept in SSM Parameter Store (suppression rules, the routing
-//! table). A leaf, so the modules that load documents need not import each
-//! other or the app.
+//! The AWS SDK configuration every layer shares. A leaf, so telemetry, the
+//! notifier and the document loaders need not import the app.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
@@ -9,49 +7,4 @@ use aws_config::{BehaviorVersion, SdkConfig};
 /// `AWS_ENDPOINT_URL` (moto in tests) and the Lambda's credentials.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
-}
-
-/// Why a configuration document could not be read from SSM Parameter Store.
-#[derive(Debug, thiserror::Error)]
-pub enum SsmReadError {
-    /// The parameter does not exist: a configuration mistake.
-    #[error("parameter not found")]
-    NotFound,
-    /// Throttling, network, permissions: the caller decides whether to run
-    /// without the document.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-/// Reads a YAML or JSON document (suppression rules, the routing table) from
-/// an SSM parameter, decrypted. An empty parameter is an empty document.
-pub async fn ssm_document(
-    sdk: &aws_config::SdkConfig,
-    parameter: &str,
-) -> Result<String, SsmReadError> {
-    let client = aws_sdk_ssm::Client::new(sdk);
-    match client
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out
-            .parameter()
-            .and_then(|p| p.value())
-            .unwrap_or_default()
-            .to_string()),
-        Err(e) => {
-            if e.as_service_error()
-                .is_some_and(|se| se.is_parameter_not_found())
-            {
-                Err(SsmReadError::NotFound)
-            } else {
-                Err(SsmReadError::Unavailable(
-                    aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
-        }
-    }
 }

@@ -11,6 +11,7 @@ pub mod app;
 pub mod aws;
 pub mod config;
 pub mod dedup;
+pub mod documents;
 pub mod enrich;
 pub mod env;
 pub mod json;

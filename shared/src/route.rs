@@ -39,9 +39,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountInfo;
-use crate::aws::SsmReadError;
-use crate::dedup::rules::OneOrMany;
 use crate::detect::glob::{self, Syntax};
+use crate::documents::{OneOrMany, SsmReadError};
 use crate::model::{Finding, Severity};
 
 /// Name of the route an alert takes when no rule matches.
@@ -284,7 +283,7 @@ impl RoutingTable {
                 })?;
             RoutingTable::parse(&text_in, path)?
         } else if let (Some(parameter), Some(sdk)) = (ssm_parameter, sdk) {
-            match crate::aws::ssm_document(sdk, parameter).await {
+            match crate::documents::ssm_document(sdk, parameter).await {
                 Ok(text_in) => RoutingTable::parse(&text_in, &format!("ssm:{parameter}"))?,
                 Err(SsmReadError::NotFound) => {
                     return Err(RoutesError::Ssm {

@@ -89,17 +89,24 @@ async fn a_failed_sink_keeps_the_alert_for_the_retry() {
 async fn rules_suppress_with_a_reason_and_storms_report_summaries() {
     let sink = MemorySink::new();
     let clock = Clock::manual(T0);
-    let mut settings = DedupSettings {
+    let settings = DedupSettings {
         storm_threshold: 2,
         ..DedupSettings::default()
     };
-    settings.suppressions = Suppressions::parse(
+    let rules = Suppressions::parse(
         "- {name: lab, reason: lab instance, expires: never, resource: 'i-lab*'}",
         "test",
         0,
     )
     .unwrap();
-    let p = pipeline(sink.clone(), &settings, MemoryStore::new(), &clock);
+    let p = Pipeline::builder(&Config::default())
+        .sink(Box::new(sink.clone()))
+        .dedup(
+            Dedup::new(&settings, Some(StateStores::new(MemoryStore::new())), None)
+                .with_clock(clock.clone())
+                .with_suppressions(rules),
+        )
+        .build();
     let r = p
         .process_event(&gd("e0", "f0", "i-lab-1", 8.0))
         .await

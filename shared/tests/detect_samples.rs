@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use vigil::detect::{Detector, Rule, RuleSet, RuleSource};
-use vigil::sources::log_file::input;
 use vigil::model::Severity;
+use vigil::sources::log_file::input;
 use vigil::sources::{classify, SourceEvent};
 
 fn shared_events(sub: &str) -> Option<PathBuf> {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use vigil::dedup::{rules::glob_match, Dedup, DedupSettings, Suppressions};
+use vigil::dedup::{Dedup, DedupSettings, Suppressions};
+use vigil::detect::glob::{self, Syntax};
 use vigil::detect::{Detector, RuleMeta, RuleSet, RuleSource};
 use vigil::model::{Finding, Severity};
 use vigil::render::{self, Alert};
@@ -387,8 +388,12 @@ proptest! {
     #[test]
     fn fuzz_suppression_rules_take_any_text(text in "\\PC{0,300}", s in "\\PC{0,40}", p in "[a-z*?]{0,12}") {
         let _ = Suppressions::parse(&text, "fuzz", 0);
-        prop_assert!(glob_match("*", &s));
-        prop_assert!(glob_match(&s.replace(['*', '?'], ""), &s.replace(['*', '?'], "")));
-        let _ = glob_match(&p, &s);
+        prop_assert!(glob::matches("*", &s, Syntax::SHELL));
+        prop_assert!(glob::matches(
+            &s.replace(['*', '?'], ""),
+            &s.replace(['*', '?'], ""),
+            Syntax::SHELL
+        ));
+        let _ = glob::matches(&p, &s, Syntax::SHELL);
     }
 }

@@ -234,6 +234,7 @@ async fn a_denied_or_unknown_account_still_alerts_with_its_id_on_the_default_rou
             "test",
         )
         .unwrap(),
+        ..Default::default()
     };
     let pipeline =
         vigil::app::function_pipeline(&config, &loaded, &sdk, &[Source::GuardDuty], None);

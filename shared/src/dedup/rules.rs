@@ -28,7 +28,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::DedupSettings;
-use crate::aws::SsmReadError;
+use crate::detect::glob::{self, Syntax};
+use crate::documents::{OneOrMany, SsmReadError};
 use crate::model::Finding;
 
 /// Why rules could not be loaded.
@@ -67,22 +68,6 @@ pub struct SuppressionRule {
 }
 
 /// A YAML field that takes one value or a list.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub(crate) fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
@@ -275,30 +260,10 @@ impl SuppressionRule {
     }
 }
 
-/// `*` any run of characters, `?` one character, everything else literal.
-/// Linear backtracking (the classic two-pointer algorithm): no pattern can
-/// make it blow up.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+/// Suppression patterns are shell globs: `*` any run of characters, `?`
+/// one character, everything else literal (the one matcher, `detect::glob`).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    glob::matches(pattern, text, Syntax::SHELL)
 }
 
 /// Loads the configured rules: the file, then the SSM parameter (both may
@@ -315,7 +280,7 @@ pub async fn load(
         out.extend(load_file(Path::new(path), now)?);
     }
     if let (Some(parameter), Some(sdk)) = (&settings.suppressions_ssm_parameter, sdk) {
-        match crate::aws::ssm_document(sdk, parameter).await {
+        match crate::documents::ssm_document(sdk, parameter).await {
             Ok(text) => {
                 out.extend(Suppressions::parse(
                     &text,

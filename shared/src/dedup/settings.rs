@@ -1,6 +1,5 @@
 //! The dedup stage's settings, from the `VIGIL_*` variables.
 
-use super::rules::Suppressions;
 use crate::env::{ConfigError, Env};
 
 /// Default suppression window: one alert per fingerprint per hour.
@@ -37,8 +36,6 @@ pub struct DedupSettings {
     /// Suppression rules in an SSM parameter (`VIGIL_SUPPRESSIONS_SSM_PARAMETER`),
     /// read once per cold start.
     pub suppressions_ssm_parameter: Option<String>,
-    /// The loaded rules ([`super::rules::load`] fills this in at start).
-    pub suppressions: Suppressions,
 }
 
 impl Default for DedupSettings {
@@ -52,7 +49,6 @@ impl Default for DedupSettings {
             storm_window_seconds: DEFAULT_STORM_WINDOW_SECONDS,
             suppressions_file: None,
             suppressions_ssm_parameter: None,
-            suppressions: Suppressions::default(),
         }
     }
 }
@@ -81,7 +77,6 @@ impl DedupSettings {
             )?,
             suppressions_file: env.get("VIGIL_SUPPRESSIONS_FILE"),
             suppressions_ssm_parameter: env.get("VIGIL_SUPPRESSIONS_SSM_PARAMETER"),
-            suppressions: Suppressions::default(),
         })
     }
 }

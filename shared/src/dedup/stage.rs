@@ -48,7 +48,7 @@ impl Dedup {
     ) -> Dedup {
         let clock = Clock::system();
         Dedup {
-            rules: settings.suppressions.clone(),
+            rules: Suppressions::default(),
             tracking: state.map(|stores| Tracking::new(stores, settings)),
             idempotency: idempotency.map(|store| {
                 Idempotency::new(
@@ -92,6 +92,13 @@ impl Dedup {
     /// and storms behave as deployed, within one process.
     pub fn in_memory(settings: &DedupSettings) -> Dedup {
         Dedup::new(settings, Some(StateStores::new(MemoryStore::new())), None)
+    }
+
+    /// Skips findings these suppression rules match (loaded at start, see
+    /// [`rules::load`](super::rules::load)).
+    pub fn with_suppressions(mut self, rules: Suppressions) -> Dedup {
+        self.rules = rules;
+        self
     }
 
     /// Uses `clock` instead of the system clock (tests).

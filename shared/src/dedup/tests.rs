@@ -159,14 +159,14 @@ async fn guardduty_resending_a_finding_updates_instead_of_alerting_unless_severi
 
 #[tokio::test]
 async fn suppression_rules_skip_with_their_reason() {
-    let mut s = settings();
-    s.suppressions = Suppressions::parse(
+    let rules = Suppressions::parse(
         "- {name: scanner, reason: nightly scan, expires: never, resource: 'i-scan*'}",
         "test",
         0,
     )
     .unwrap();
-    let (d, _, _) = stage(&s);
+    let (d, _, _) = stage(&settings());
+    let d = d.with_suppressions(rules);
     match run(&d, &finding("a", "i-scanner", Severity::High), true)
         .await
         .0
