@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::detect::RuleMeta;
 use crate::json;
 use crate::model::{Actor, ActorType, Finding, Network, Resource, RuleRef, Source};
+use crate::sources::console::{ConsoleUrl, Partition};
 use crate::sources::Envelope;
 use crate::text;
 
@@ -105,14 +106,11 @@ pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> 
             text::truncate(&params.to_string(), 1000),
         );
     }
-    if !f.region.is_empty() {
-        if let Some(id) = json::string(record, &["eventID"]) {
-            f.links.console = Some(format!(
-                "https://{r}.console.aws.amazon.com/cloudtrailv2/home?region={r}#/events/{id}",
-                r = f.region
-            ));
-        }
-    }
+    f.links.console = json::string(record, &["eventID"]).and_then(|id| {
+        let partition = Partition::of_arn(json::str_at(record, &["userIdentity", "arn"]));
+        let url = ConsoleUrl::new(partition, &f.region, "cloudtrailv2")?;
+        Some(url.view(format!("/events/{id}")).build())
+    });
     f
 }
 

@@ -14,7 +14,11 @@ use crate::model::{
     Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source, Tactic,
     Technique,
 };
+use crate::sources::console::{ConsoleUrl, Partition};
 use crate::sources::{Envelope, SourceError};
+
+/// [`Finding::product`] of GuardDuty findings, whichever way they came.
+pub const PRODUCT_GUARDDUTY: &str = "GuardDuty";
 
 /// Parses one GuardDuty finding. `envelope` is the EventBridge envelope when
 /// the finding came inside one.
@@ -38,7 +42,7 @@ pub fn parse(finding: &Value, envelope: Option<&Envelope>) -> Result<Finding, So
         })?;
 
     let mut f = Finding::new(Source::GuardDuty, id, finding_type);
-    f.product = "GuardDuty".into();
+    f.product = PRODUCT_GUARDDUTY.into();
     f.title = json::string(finding, &["title"]).unwrap_or_else(|| f.finding_type.clone());
     f.description = json::string(finding, &["description"]).unwrap_or_default();
 
@@ -102,16 +106,21 @@ pub fn parse(finding: &Value, envelope: Option<&Envelope>) -> Result<Finding, So
     if let Some(arn) = json::string(finding, &["arn"]) {
         f.evidence.insert("finding_arn".into(), arn);
     }
-    if !f.region.is_empty() {
-        f.links.console = Some(format!(
-            "https://{region}.console.aws.amazon.com/guardduty/home?region={region}#/findings?macros=current&fId={id}",
-            region = f.region,
-            id = f.id
-        ));
-    }
+    f.links.console = ConsoleUrl::new(partition(finding), &f.region, "guardduty").map(|url| {
+        url.view(format!("/findings?macros=current&fId={}", f.id))
+            .build()
+    });
     // Placeholders GuardDuty puts in generated samples, even when `sample` is lost.
     f.sample |= has_placeholder(&f);
     Ok(f)
+}
+
+/// The partition the finding names, else its ARN's.
+fn partition(finding: &Value) -> Partition {
+    match json::str_at(finding, &["partition"]) {
+        Some(name) => Partition::named(name),
+        None => Partition::of_arn(json::str_at(finding, &["arn"])),
+    }
 }
 
 fn read_resources(f: &mut Finding, resource: &Value) {

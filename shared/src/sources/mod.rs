@@ -6,6 +6,7 @@
 //! event at all is an error.
 
 pub mod cloudtrail;
+mod console;
 pub mod guardduty;
 pub mod macie;
 pub mod s3_notifications;

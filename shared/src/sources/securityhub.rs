@@ -31,13 +31,11 @@ use crate::model::{
     Technique,
 };
 use crate::ocsf;
-use crate::sources::{macie, Envelope, SourceError};
+use crate::sources::console::{percent_encode, ConsoleUrl, Partition};
+use crate::sources::guardduty::{self, PRODUCT_GUARDDUTY};
+use crate::sources::macie::{self, PRODUCT_MACIE};
+use crate::sources::{Envelope, SourceError};
 use crate::text;
-
-/// [`Finding::product`] of GuardDuty findings, whichever way they came.
-pub const PRODUCT_GUARDDUTY: &str = "GuardDuty";
-/// [`Finding::product`] of Macie findings, whichever way they came.
-pub const PRODUCT_MACIE: &str = "Macie";
 
 /// Resources kept per finding: some products list hundreds, an alert needs a few.
 const MAX_RESOURCES: usize = 20;
@@ -354,46 +352,15 @@ fn severity_from_normalized(score: f64) -> Severity {
 
 /// The Security Hub console page of one finding. The search value is encoded
 /// twice, as the console expects it.
-fn console_link(partition: &str, region: &str, id: &str) -> Option<String> {
-    if region.is_empty() || id.is_empty() {
+fn console_link(partition: Partition, region: &str, id: &str) -> Option<String> {
+    if id.is_empty() {
         return None;
     }
-    let host = console_host(partition, region);
     let id = percent_encode(&percent_encode(id));
-    Some(format!(
-        "https://{host}/securityhub/home?region={region}#/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A{id}"
-    ))
-}
-
-/// The AWS console host for a partition and region.
-pub(crate) fn console_host(partition: &str, region: &str) -> String {
-    match partition {
-        "aws-cn" => "console.amazonaws.cn".to_string(),
-        "aws-us-gov" => "console.amazonaws-us-gov.com".to_string(),
-        _ => format!("{region}.console.aws.amazon.com"),
-    }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The partition of an ARN (`arn:<partition>:...`), "aws" when unknown.
-fn partition_of(arn: Option<&str>) -> String {
-    arn.and_then(|a| a.strip_prefix("arn:"))
-        .and_then(|a| a.split(':').next())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("aws")
-        .to_string()
+    let url = ConsoleUrl::new(partition, region, "securityhub")?.view(format!(
+        "/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A{id}"
+    ));
+    Some(url.build())
 }
 
 /// The region of an ARN (`arn:aws:service:<region>:...`).
@@ -561,8 +528,8 @@ pub fn parse_asff(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
     if f.id != asff_id {
         f.evidence.insert("securityhub_id".into(), asff_id.clone());
     }
-    f.links.console = console_link(&partition_of(product_arn), &f.region, &asff_id);
-    f.sample |= asff_sample(pf) || super::guardduty::has_placeholder(&f);
+    f.links.console = console_link(Partition::of_arn(product_arn), &f.region, &asff_id);
+    f.sample |= asff_sample(pf) || guardduty::has_placeholder(&f);
     ensure_resource(&mut f);
     Ok(f)
 }
@@ -1260,18 +1227,11 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
         f.evidence.insert("securityhub_id".into(), uid);
     }
     f.links.console = json::string(v, &["finding_info", "src_url"]).or_else(|| {
-        (!f.region.is_empty()).then(|| {
-            format!(
-                "https://{}/securityhub/home?region={}",
-                console_host(
-                    &json::string(v, &["cloud", "partition"]).unwrap_or_else(|| "aws".into()),
-                    &f.region
-                ),
-                f.region
-            )
-        })
+        let partition =
+            json::str_at(v, &["cloud", "partition"]).map_or(Partition::Aws, Partition::named);
+        ConsoleUrl::new(partition, &f.region, "securityhub").map(|url| url.build())
     });
-    f.sample |= super::guardduty::has_placeholder(&f);
+    f.sample |= guardduty::has_placeholder(&f);
     ensure_resource(&mut f);
     Ok(f)
 }
@@ -1661,13 +1621,13 @@ mod tests {
 
     #[test]
     fn console_link_encodes_the_id_twice() {
-        let link = console_link("aws", "us-east-1", "arn:aws:x/1").unwrap();
+        let link = console_link(Partition::Aws, "us-east-1", "arn:aws:x/1").unwrap();
         assert!(link.starts_with("https://us-east-1.console.aws.amazon.com/securityhub/"));
         assert!(link.ends_with("arn%253Aaws%253Ax%252F1"), "{link}");
-        assert!(console_link("aws-cn", "cn-north-1", "x")
+        assert!(console_link(Partition::China, "cn-north-1", "x")
             .unwrap()
             .starts_with("https://console.amazonaws.cn/"));
-        assert_eq!(console_link("aws", "", "x"), None);
+        assert_eq!(console_link(Partition::Aws, "", "x"), None);
     }
 
     #[test]
@@ -1761,12 +1721,5 @@ mod tests {
             &json!({"Findings": [{"SchemaVersion": "2.0", "Id": "g", "Type": "Recon:EC2/Portscan"}]})
         ));
         assert!(!is_bare(&json!({"Findings": []})));
-    }
-
-    #[test]
-    fn percent_encoding_keeps_unreserved_only() {
-        assert_eq!(percent_encode("a-b_c.d~e"), "a-b_c.d~e");
-        assert_eq!(percent_encode("a/b:c d"), "a%2Fb%3Ac%20d");
-        assert_eq!(percent_encode("é"), "%C3%A9");
     }
 }
