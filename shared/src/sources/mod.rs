@@ -14,8 +14,11 @@ pub mod securityhub;
 
 use serde_json::Value;
 
+use crate::detect::{Detector, RuleMeta};
 use crate::json;
-use crate::model::Source;
+use crate::model::{Finding, Source};
+
+pub use securityhub::forwarded_from;
 
 /// Why an event could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +189,35 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
     Err(SourceError::Unsupported {
         event_source: json::string(event, &["source"]).unwrap_or_default(),
         detail_type: json::string(event, &["detail-type"]).unwrap_or_default(),
+    })
+}
+
+/// The findings in an event: its source's parser reads them, and a CloudTrail
+/// record gives one finding per rule of `detector` that matches it (none
+/// without a detector).
+pub fn findings(
+    event: SourceEvent<'_>,
+    detector: Option<&dyn Detector>,
+) -> Result<Vec<Finding>, SourceError> {
+    Ok(match event {
+        SourceEvent::GuardDuty { finding, envelope } => {
+            vec![guardduty::parse(finding, envelope.as_ref())?]
+        }
+        SourceEvent::CloudTrail { record, envelope } => {
+            let _detect = tracing::info_span!("detect").entered();
+            let Some(detector) = detector else {
+                return Ok(Vec::new());
+            };
+            let mut hits: Vec<&RuleMeta> = Vec::new();
+            detector.detect(record, &mut hits);
+            hits.into_iter()
+                .map(|rule| cloudtrail::finding(record, envelope.as_ref(), rule))
+                .collect()
+        }
+        SourceEvent::SecurityHub { detail, envelope } => securityhub::parse(detail, &envelope)?,
+        SourceEvent::Macie { finding, envelope } => {
+            vec![macie::parse(finding, Some(&envelope))?]
+        }
     })
 }
 
