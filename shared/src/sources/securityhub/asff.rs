@@ -518,6 +518,33 @@ fn read_asff_context(
     pf: Option<&Map<String, Value>>,
     types: &[String],
 ) {
+    read_asff_provenance(f, v, pf, types);
+    read_asff_compliance(f, v, pf);
+    f.remediation = json::string(v, &["Remediation", "Recommendation", "Text"])
+        .filter(|t| !t.trim().eq_ignore_ascii_case("none provided"));
+    f.links.remediation = json::string(v, &["Remediation", "Recommendation", "Url"])
+        .or_else(|| pf_str(pf, "RecommendationUrl").map(str::to_string));
+    read_asff_vulnerabilities(f, v);
+    let malware: Vec<String> = json::field(v, "Malware")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| json::string(m, &["Name"]))
+        .collect();
+    put_list(f, "malware", &malware);
+    if let Some(url) = json::string(v, &["SourceUrl"]) {
+        put(f, "source_url", url);
+    }
+}
+
+/// Who produced the finding and where it stands in Security Hub: product,
+/// company, generator, types, workflow and record state.
+fn read_asff_provenance(
+    f: &mut Finding,
+    v: &Value,
+    pf: Option<&Map<String, Value>>,
+    types: &[String],
+) {
     if let Some(arn) = json::string(v, &["ProductArn"]) {
         put(f, "product_arn", arn);
     }
@@ -540,7 +567,11 @@ fn read_asff_context(
     if let Some(state) = json::string(v, &["RecordState"]) {
         put(f, "record_state", state);
     }
+}
 
+/// The compliance check: status and reason, control, standards, requirements,
+/// the Config rule.
+fn read_asff_compliance(f: &mut Finding, v: &Value, pf: Option<&Map<String, Value>>) {
     if let Some(status) = json::string(v, &["Compliance", "Status"]) {
         put(f, "compliance_status", status);
     }
@@ -579,12 +610,11 @@ fn read_asff_context(
     if let Some(rule) = pf_str(pf, "aws/config/ConfigRuleName") {
         put(f, "config_rule", rule);
     }
+}
 
-    f.remediation = json::string(v, &["Remediation", "Recommendation", "Text"])
-        .filter(|t| !t.trim().eq_ignore_ascii_case("none provided"));
-    f.links.remediation = json::string(v, &["Remediation", "Recommendation", "Url"])
-        .or_else(|| pf_str(pf, "RecommendationUrl").map(str::to_string));
-
+/// Vulnerability ids, the highest CVSS base score, the vulnerable packages,
+/// whether a fix is available.
+fn read_asff_vulnerabilities(f: &mut Finding, v: &Value) {
     let vulns = vulnerability_ids(v);
     put_list(f, "vulnerabilities", &vulns);
     let mut max_cvss: Option<f64> = None;
@@ -621,17 +651,6 @@ fn read_asff_context(
         put(f, "cvss", format!("{score:.1}"));
     }
     put_list(f, "vulnerable_packages", &packages);
-
-    let malware: Vec<String> = json::field(v, "Malware")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| json::string(m, &["Name"]))
-        .collect();
-    put_list(f, "malware", &malware);
-    if let Some(url) = json::string(v, &["SourceUrl"]) {
-        put(f, "source_url", url);
-    }
 }
 
 /// The Security Hub console page of one finding. The search value is encoded

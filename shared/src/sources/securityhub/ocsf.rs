@@ -27,13 +27,7 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
     let uid = json::string(v, &["finding_info", "uid"])
         .or_else(|| json::string(v, &["metadata", "uid"]))
         .ok_or(missing("finding_info.uid"))?;
-    let product_name = json::string(v, &["metadata", "product", "name"]);
-    let origin = match product_name.as_deref().map(Origin::from_name) {
-        Some(o) if o != Origin::Other => o,
-        _ => {
-            Origin::from_product_arn(json::str_at(v, &["metadata", "product", "uid"]).unwrap_or(""))
-        }
-    };
+    let origin = Origin::of_ocsf(v);
     let types = string_list(json::path(v, &["finding_info", "types"]));
     let finding_type = ocsf_type(v, origin, &types);
     let id = match origin {
@@ -44,7 +38,7 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
     f.product = origin
         .product()
         .map(str::to_string)
-        .or(product_name)
+        .or_else(|| json::string(v, &["metadata", "product", "name"]))
         .or_else(|| json::string(v, &["metadata", "product", "vendor_name"]))
         .unwrap_or_else(|| "Security Hub".to_string());
     f.title = json::string(v, &["finding_info", "title"]).unwrap_or_else(|| f.finding_type.clone());
@@ -53,6 +47,35 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
         .unwrap_or_default();
     read_ocsf_severity(&mut f, v);
 
+    read_ocsf_where_and_when(&mut f, v, envelope);
+    f.count = json::number(v, &["count"])
+        .map(|c| c.max(1.0) as u64)
+        .unwrap_or(1);
+    f.event_id = envelope.map(|e| e.id.clone()).filter(|id| !id.is_empty());
+    f.status = ocsf_status(v);
+
+    read_ocsf_resources(&mut f, v, origin);
+    read_ocsf_evidences(&mut f, v, origin);
+    read_ocsf_attacks(&mut f, v);
+    if f.tactics.is_empty() {
+        f.tactics = tactics_from_types(&types);
+    }
+    tactics_for_origin(&mut f, origin);
+    read_ocsf_context(&mut f, v, &types);
+
+    if f.id != uid {
+        f.evidence.insert("securityhub_id".into(), uid);
+    }
+    f.links.console =
+        json::string(v, &["finding_info", "src_url"]).or_else(|| security_hub_home(v, &f.region));
+    f.sample |= guardduty::has_placeholder(&f);
+    ensure_resource(&mut f);
+    Ok(f)
+}
+
+/// The account and region, and when the finding changed and was seen; the
+/// envelope's where the finding does not say.
+fn read_ocsf_where_and_when(f: &mut Finding, v: &Value, envelope: Option<&Envelope>) {
     f.account_id = json::string(v, &["cloud", "account", "uid"])
         .or_else(|| {
             envelope
@@ -77,32 +100,14 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
     f.first_seen = ocsf_time(v, &["finding_info"], "first_seen_time")
         .or_else(|| ocsf_time(v, &["finding_info"], "created_time"));
     f.last_seen = ocsf_time(v, &["finding_info"], "last_seen_time");
-    f.count = json::number(v, &["count"])
-        .map(|c| c.max(1.0) as u64)
-        .unwrap_or(1);
-    f.event_id = envelope.map(|e| e.id.clone()).filter(|id| !id.is_empty());
-    f.status = ocsf_status(v);
+}
 
-    read_ocsf_resources(&mut f, v, origin);
-    read_ocsf_evidences(&mut f, v, origin);
-    read_ocsf_attacks(&mut f, v);
-    if f.tactics.is_empty() {
-        f.tactics = tactics_from_types(&types);
-    }
-    tactics_for_origin(&mut f, origin);
-    read_ocsf_context(&mut f, v, &types);
-
-    if f.id != uid {
-        f.evidence.insert("securityhub_id".into(), uid);
-    }
-    f.links.console = json::string(v, &["finding_info", "src_url"]).or_else(|| {
-        let partition =
-            json::str_at(v, &["cloud", "partition"]).map_or(Partition::Aws, Partition::named);
-        ConsoleUrl::new(partition, &f.region, "securityhub").map(|url| url.build())
-    });
-    f.sample |= guardduty::has_placeholder(&f);
-    ensure_resource(&mut f);
-    Ok(f)
+/// Security Hub's console in the finding's partition and region, when the
+/// finding links to no page of its own.
+fn security_hub_home(v: &Value, region: &str) -> Option<String> {
+    let partition =
+        json::str_at(v, &["cloud", "partition"]).map_or(Partition::Aws, Partition::named);
+    ConsoleUrl::new(partition, region, "securityhub").map(|url| url.build())
 }
 
 /// OCSF times come as epoch milliseconds (`time`) and, in Security Hub, also

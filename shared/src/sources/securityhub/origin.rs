@@ -41,6 +41,17 @@ impl Origin {
         }
     }
 
+    /// From an OCSF finding's product: its name, else its uid (a product ARN).
+    pub(super) fn of_ocsf(v: &Value) -> Origin {
+        let product_name = json::string(v, &["metadata", "product", "name"]);
+        match product_name.as_deref().map(Origin::from_name) {
+            Some(o) if o != Origin::Other => o,
+            _ => Origin::from_product_arn(
+                json::str_at(v, &["metadata", "product", "uid"]).unwrap_or(""),
+            ),
+        }
+    }
+
     pub(super) fn of_asff(v: &Value, pf: Option<&Map<String, Value>>) -> Origin {
         let names = [
             json::str_at(v, &["ProductName"]),
