@@ -18,7 +18,7 @@ use crate::sources::console::{ConsoleUrl, Partition};
 use crate::sources::{Envelope, SourceError};
 
 /// [`Finding::product`] of GuardDuty findings, whichever way they came.
-pub const PRODUCT_GUARDDUTY: &str = "GuardDuty";
+pub(crate) const PRODUCT_GUARDDUTY: &str = "GuardDuty";
 
 /// Parses one GuardDuty finding. `envelope` is the EventBridge envelope when
 /// the finding came inside one.

@@ -19,7 +19,7 @@ use crate::sources::{Envelope, SourceError};
 use crate::text;
 
 /// [`Finding::product`] of Macie findings, whichever way they came.
-pub const PRODUCT_MACIE: &str = "Macie";
+pub(crate) const PRODUCT_MACIE: &str = "Macie";
 
 /// Longest evidence value built from a finding.
 const MAX_EVIDENCE_CHARS: usize = 512;

@@ -4,6 +4,25 @@
 //! record, as replay and log files carry them) and says which parser owns it.
 //! Each parser keeps what it can read: only input that is not its kind of
 //! event at all is an error.
+//!
+//! The face the pipeline uses: [`classify`], [`findings`] (the owning
+//! parser, and for CloudTrail the detector) and [`forwarded_from`] (a Security
+//! Hub copy of a finding another source delivers too). What each source reads:
+//!
+//! - [`guardduty`]: `GuardDuty Finding` events, one finding in `detail`, or a
+//!   bare finding as `GetFindings` returns it;
+//! - [`cloudtrail`]: one CloudTrail record (the `... via CloudTrail`
+//!   detail-types, or a bare record from a log file), into one finding per
+//!   rule that matched it;
+//! - [`securityhub`]: ASFF findings (`Security Hub Findings - Imported`,
+//!   custom actions, `GetFindings`), OCSF findings (`Findings Imported V2`),
+//!   and insight results, which carry no finding;
+//! - [`macie`]: Macie's own `Macie Finding` events;
+//! - [`s3_notifications`]: S3, SNS and EventBridge object-created
+//!   notifications, which name the CloudTrail log files to read.
+//!
+//! The parser modules stay public for tests, benchmarks and replay; console
+//! links, which every parser builds, are private to `sources`.
 
 pub mod cloudtrail;
 mod console;
@@ -118,7 +137,7 @@ impl SourceEvent<'_> {
 
 /// CloudTrail detail-types EventBridge uses. Console sign-in is documented with
 /// both spellings, so both are accepted.
-pub const CLOUDTRAIL_DETAIL_TYPES: [&str; 6] = [
+const CLOUDTRAIL_DETAIL_TYPES: [&str; 6] = [
     "AWS API Call via CloudTrail",
     "AWS Console Sign In via CloudTrail",
     "AWS Console Signin via CloudTrail",

@@ -81,7 +81,7 @@ impl EventKind {
     }
 
     /// Whether events of this kind carry findings.
-    pub fn carries_findings(self) -> bool {
+    fn carries_findings(self) -> bool {
         self != EventKind::InsightResults
     }
 }
@@ -160,7 +160,7 @@ fn is_asff(v: &Value) -> bool {
 
 /// A Security Hub finding outside any EventBridge envelope: one ASFF finding,
 /// or a `GetFindings` response (`{"Findings": [...]}`).
-pub fn is_bare(v: &Value) -> bool {
+pub(crate) fn is_bare(v: &Value) -> bool {
     // GuardDuty's `GetFindings` also answers `{"Findings": [...]}`: only ASFF
     // findings (with a `ProductArn`) are Security Hub's.
     is_asff(v)
