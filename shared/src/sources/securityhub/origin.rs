@@ -52,6 +52,8 @@ impl Origin {
         }
     }
 
+    /// From an ASFF finding: its product name, then its product ARN, then a
+    /// GuardDuty generator or finding id.
     pub(super) fn of_asff(v: &Value, pf: Option<&Map<String, Value>>) -> Origin {
         let names = [
             json::str_at(v, &["ProductName"]),
