@@ -8,7 +8,7 @@ use super::{fill, put};
 use crate::json;
 use crate::model::{Finding, FindingStatus, Network};
 
-/// The product's name, as Security Hub records it for every finding.
+/// The product's name, as Security Hub adds it to `ProductFields`.
 pub(super) const PF_PRODUCT_NAME: &str = "aws/securityhub/ProductName";
 
 /// A non-empty string value of `ProductFields` (a flat string map).
