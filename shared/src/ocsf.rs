@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Finding, FindingStatus, Severity};
+use crate::model::{Actor, Finding, FindingStatus, Network, Severity};
 
 pub const CLASS_UID: u32 = 2004;
 pub const CATEGORY_UID: u32 = 2;
@@ -32,6 +32,65 @@ fn status_id(s: FindingStatus) -> u32 {
 /// Serializes `f` as OCSF JSON.
 pub fn to_ocsf(f: &Finding) -> Value {
     let activity = activity_id(f);
+    let mut out = json!({
+        "class_uid": CLASS_UID,
+        "class_name": "Detection Finding",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Findings",
+        "activity_id": activity,
+        "type_uid": CLASS_UID * 100 + activity,
+        "severity_id": f.severity.ocsf_id(),
+        "severity": f.severity.label(),
+        "status_id": status_id(f.status),
+        "time": f.time.timestamp_millis(),
+        "count": f.count,
+        "message": f.title,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": {"name": "Vigil", "vendor_name": "Vigil", "feature": {"name": f.source.as_str()}},
+            "correlation_uid": f.fingerprint,
+            "original_event_uid": f.event_id,
+        },
+        "finding_info": finding_info(f),
+        "cloud": {"provider": "AWS", "region": f.region, "account": {"uid": f.account_id, "name": f.account_name}},
+        "resources": resources(f),
+        "unmapped": {
+            "vigil_source": f.source.as_str(),
+            "vigil_source_severity": f.source_severity,
+            "vigil_sample": f.sample,
+        },
+    });
+    if !f.tactics.is_empty() || !f.techniques.is_empty() {
+        out["attacks"] = Value::Array(attacks(f));
+    }
+    if let Some(a) = &f.actor {
+        out["actor"] = actor(a);
+        if let Some(ua) = &a.user_agent {
+            out["http_request"] = json!({"user_agent": ua});
+        }
+    }
+    if !f.network.is_empty() {
+        out["src_endpoint"] = src_endpoint(&f.network);
+    }
+    if !f.evidence.is_empty() {
+        out["evidences"] = json!([{"data": f.evidence}]);
+    }
+    if f.remediation.is_some() || f.links.remediation.is_some() {
+        out["remediation"] = json!({"desc": f.remediation, "references": f.links.remediation.iter().collect::<Vec<_>>()});
+    }
+    if let Some(trace) = &f.trace {
+        out["unmapped"]["trace_id"] = json!(trace.trace_id);
+        out["unmapped"]["xray_trace_id"] = json!(trace.xray_trace_id);
+        if let Some(url) = &f.links.trace {
+            out["unmapped"]["trace_url"] = json!(url);
+        }
+    }
+    strip_nulls(&mut out);
+    out
+}
+
+/// What was found, when, by which rule, and where to look at it.
+fn finding_info(f: &Finding) -> Value {
     let mut finding_info = json!({
         "uid": f.id,
         "title": f.title,
@@ -54,83 +113,51 @@ pub fn to_ocsf(f: &Finding) -> Value {
     if let Some(url) = &f.links.console {
         finding_info["src_url"] = json!(url);
     }
+    finding_info
+}
 
-    let mut out = json!({
-        "class_uid": CLASS_UID,
-        "class_name": "Detection Finding",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "activity_id": activity,
-        "type_uid": CLASS_UID * 100 + activity,
-        "severity_id": f.severity.ocsf_id(),
-        "severity": f.severity.label(),
-        "status_id": status_id(f.status),
-        "time": f.time.timestamp_millis(),
-        "count": f.count,
-        "message": f.title,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {"name": "Vigil", "vendor_name": "Vigil", "feature": {"name": f.source.as_str()}},
-            "correlation_uid": f.fingerprint,
-            "original_event_uid": f.event_id,
-        },
-        "finding_info": finding_info,
-        "cloud": {"provider": "AWS", "region": f.region, "account": {"uid": f.account_id, "name": f.account_name}},
-        "resources": f.resources.iter().map(|r| json!({
-            "uid": r.id, "type": r.resource_type, "region": r.region,
-            "labels": r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "unmapped": {
-            "vigil_source": f.source.as_str(),
-            "vigil_source_severity": f.source_severity,
-            "vigil_sample": f.sample,
-        },
-    });
-    if !f.tactics.is_empty() || !f.techniques.is_empty() {
-        let mut attacks: Vec<Value> = f
-            .tactics
-            .iter()
-            .map(|t| json!({"tactic": {"uid": t.id(), "name": t.name()}, "version": "v15"}))
-            .collect();
-        for t in &f.techniques {
-            attacks.push(json!({"technique": {"uid": t.id, "name": t.name}, "version": "v15"}));
-        }
-        out["attacks"] = Value::Array(attacks);
+fn resources(f: &Finding) -> Vec<Value> {
+    f.resources
+        .iter()
+        .map(|r| {
+            json!({
+                "uid": r.id, "type": r.resource_type, "region": r.region,
+                "labels": r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// ATT&CK tactics, then techniques.
+fn attacks(f: &Finding) -> Vec<Value> {
+    let mut attacks: Vec<Value> = f
+        .tactics
+        .iter()
+        .map(|t| json!({"tactic": {"uid": t.id(), "name": t.name()}, "version": "v15"}))
+        .collect();
+    for t in &f.techniques {
+        attacks.push(json!({"technique": {"uid": t.id, "name": t.name}, "version": "v15"}));
     }
-    if let Some(actor) = &f.actor {
-        out["actor"] = json!({
-            "user": {"name": actor.user_name, "uid": actor.arn.as_ref().or(actor.principal_id.as_ref()),
-                     "type": actor.actor_type.as_str(), "account": {"uid": actor.account_id},
-                     "credential_uid": actor.access_key_id},
-            "session": {"issuer": actor.session_issuer, "is_mfa": actor.mfa_used},
-            "invoked_by": actor.invoked_by,
-        });
-        if let Some(ua) = &actor.user_agent {
-            out["http_request"] = json!({"user_agent": ua});
-        }
-    }
-    if !f.network.is_empty() {
-        out["src_endpoint"] = json!({
-            "ip": f.network.remote_ip, "port": f.network.remote_port, "domain": f.network.domain,
-            "location": {"country": f.network.country, "city": f.network.city},
-            "autonomous_system": {"number": f.network.asn, "name": f.network.organization},
-        });
-    }
-    if !f.evidence.is_empty() {
-        out["evidences"] = json!([{"data": f.evidence}]);
-    }
-    if f.remediation.is_some() || f.links.remediation.is_some() {
-        out["remediation"] = json!({"desc": f.remediation, "references": f.links.remediation.iter().collect::<Vec<_>>()});
-    }
-    if let Some(trace) = &f.trace {
-        out["unmapped"]["trace_id"] = json!(trace.trace_id);
-        out["unmapped"]["xray_trace_id"] = json!(trace.xray_trace_id);
-        if let Some(url) = &f.links.trace {
-            out["unmapped"]["trace_url"] = json!(url);
-        }
-    }
-    strip_nulls(&mut out);
-    out
+    attacks
+}
+
+fn actor(actor: &Actor) -> Value {
+    json!({
+        "user": {"name": actor.user_name, "uid": actor.arn.as_ref().or(actor.principal_id.as_ref()),
+                 "type": actor.actor_type.as_str(), "account": {"uid": actor.account_id},
+                 "credential_uid": actor.access_key_id},
+        "session": {"issuer": actor.session_issuer, "is_mfa": actor.mfa_used},
+        "invoked_by": actor.invoked_by,
+    })
+}
+
+/// The remote side of the activity.
+fn src_endpoint(n: &Network) -> Value {
+    json!({
+        "ip": n.remote_ip, "port": n.remote_port, "domain": n.domain,
+        "location": {"country": n.country, "city": n.city},
+        "autonomous_system": {"number": n.asn, "name": n.organization},
+    })
 }
 
 /// OCSF readers treat absent and null alike; dropping nulls keeps the alert small.

@@ -14,7 +14,7 @@ use tracing::{info_span, Instrument};
 use crate::accounts::{AccountDirectory, AccountInfo};
 use crate::config::Config;
 use crate::dedup::{Admission, Dedup, EventSession, RepeatKind};
-use crate::detect::{Detector, RuleMeta};
+use crate::detect::Detector;
 use crate::enrich::Enricher;
 use crate::model::{Finding, FindingStatus, Severity, Source, TraceContext, TraceIds};
 use crate::render::Alert;
@@ -432,28 +432,7 @@ impl Pipeline {
 
     /// Parse (and for CloudTrail, detect) into findings.
     fn findings(&self, parsed: SourceEvent<'_>) -> Result<Vec<Finding>, PipelineError> {
-        Ok(match parsed {
-            SourceEvent::GuardDuty { finding, envelope } => {
-                vec![sources::guardduty::parse(finding, envelope.as_ref())?]
-            }
-            SourceEvent::CloudTrail { record, envelope } => {
-                let _detect = info_span!("detect").entered();
-                let Some(detector) = &self.detector else {
-                    return Ok(Vec::new());
-                };
-                let mut hits: Vec<&RuleMeta> = Vec::new();
-                detector.detect(record, &mut hits);
-                hits.into_iter()
-                    .map(|rule| sources::cloudtrail::finding(record, envelope.as_ref(), rule))
-                    .collect()
-            }
-            SourceEvent::SecurityHub { detail, envelope } => {
-                sources::securityhub::parse(detail, &envelope)?
-            }
-            SourceEvent::Macie { finding, envelope } => {
-                vec![sources::macie::parse(finding, Some(&envelope))?]
-            }
-        })
+        Ok(sources::findings(parsed, self.detector.as_deref())?)
     }
 
     /// Findings that must not alert, and why. `None`: alert.
@@ -464,7 +443,7 @@ impl Pipeline {
         if f.status != FindingStatus::Active && !self.alert_inactive {
             return Some(Decision::Inactive);
         }
-        if let Some(origin) = sources::securityhub::forwarded_from(f) {
+        if let Some(origin) = sources::forwarded_from(f) {
             if self.skip_forwarded.contains(&origin) {
                 return Some(Decision::FromOtherSource(origin));
             }

@@ -8,25 +8,16 @@ use serde_json::Value;
 use crate::detect::RuleMeta;
 use crate::json;
 use crate::model::{Actor, ActorType, Finding, Network, Resource, RuleRef, Source};
+use crate::sources::console::{ConsoleUrl, Partition};
 use crate::sources::Envelope;
 use crate::text;
 
 /// Builds the finding for `rule` matching `record`.
 pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> Finding {
     let event_name = json::string(record, &["eventName"]).unwrap_or_default();
-    let event_source = json::string(record, &["eventSource"]).unwrap_or_default();
-    let event_id = json::string(record, &["eventID"])
-        .or_else(|| envelope.map(|e| e.id.clone()).filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| {
-            format!(
-                "{event_source}/{event_name}/{}",
-                json::string(record, &["eventTime"]).unwrap_or_default()
-            )
-        });
-
     let mut f = Finding::new(
         Source::CloudTrail,
-        format!("{}:{}", rule.id, event_id),
+        format!("{}:{}", rule.id, event_id(record, envelope, &event_name)),
         rule.id.clone(),
     );
     f.product = "Vigil".into();
@@ -37,6 +28,44 @@ pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> 
     f.severity = rule.severity;
     f.tactics = rule.tactics.clone();
     f.techniques = rule.techniques.clone();
+    read_where_and_when(&mut f, record, envelope);
+
+    let actor = actor(record);
+    f.network = Network {
+        remote_ip: actor.source_ip.clone(),
+        ..Network::default()
+    };
+    f.resources = resources(record, &f.account_id);
+    f.title = title(rule, &actor, &event_name, &f.resources);
+    f.description = description(rule);
+    f.links.remediation = rule.references.first().cloned();
+    f.actor = Some(actor);
+
+    read_evidence(&mut f, record);
+    f.links.console = json::string(record, &["eventID"]).and_then(|id| {
+        let partition = Partition::of_arn(json::str_at(record, &["userIdentity", "arn"]));
+        let url = ConsoleUrl::new(partition, &f.region, "cloudtrailv2")?;
+        Some(url.view(format!("/events/{id}")).build())
+    });
+    f
+}
+
+/// CloudTrail's event id, else the envelope's, else the call and its time.
+fn event_id(record: &Value, envelope: Option<&Envelope>, event_name: &str) -> String {
+    json::string(record, &["eventID"])
+        .or_else(|| envelope.map(|e| e.id.clone()).filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| {
+            let event_source = json::string(record, &["eventSource"]).unwrap_or_default();
+            format!(
+                "{event_source}/{event_name}/{}",
+                json::string(record, &["eventTime"]).unwrap_or_default()
+            )
+        })
+}
+
+/// The account, region and time of the call; the envelope's where the record
+/// has none.
+fn read_where_and_when(f: &mut Finding, record: &Value, envelope: Option<&Envelope>) {
     f.account_id = json::string(record, &["recipientAccountId"])
         .or_else(|| json::string(record, &["userIdentity", "accountId"]))
         .or_else(|| {
@@ -54,37 +83,40 @@ pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> 
     f.first_seen = Some(f.time);
     f.last_seen = Some(f.time);
     f.event_id = envelope.map(|e| e.id.clone()).filter(|id| !id.is_empty());
+}
 
-    let actor = actor(record);
+/// `<rule>: <who> called <API> on <resource>`.
+fn title(rule: &RuleMeta, actor: &Actor, event_name: &str, resources: &[Resource]) -> String {
     let who = actor
         .display_name()
         .map(|n| text::one_line(n, 200))
         .unwrap_or_else(|| "unknown principal".into());
-    f.network = Network {
-        remote_ip: actor.source_ip.clone(),
-        ..Network::default()
-    };
-    f.resources = resources(record, &f.account_id);
-    let target = f
-        .resources
+    let target = resources
         .first()
         .map(|r| format!(" on {}", text::one_line(&r.id, 200)))
         .unwrap_or_default();
-    f.title = format!("{}: {} called {}{}", rule.title, who, event_name, target);
-    f.description = if rule.description.is_empty() {
+    format!("{}: {} called {}{}", rule.title, who, event_name, target)
+}
+
+/// The rule's description (its title when it has none) and its known false
+/// positives.
+fn description(rule: &RuleMeta) -> String {
+    let mut description = if rule.description.is_empty() {
         rule.title.clone()
     } else {
         rule.description.clone()
     };
     if !rule.false_positives.is_empty() {
-        f.description.push_str(&format!(
+        description.push_str(&format!(
             "\n\nKnown false positives: {}",
             rule.false_positives.join("; ")
         ));
     }
-    f.links.remediation = rule.references.first().cloned();
-    f.actor = Some(actor);
+    description
+}
 
+/// What the call was and how it went, and its request parameters.
+fn read_evidence(f: &mut Finding, record: &Value) {
     for (key, p) in [
         ("event_name", &["eventName"][..]),
         ("event_source", &["eventSource"][..]),
@@ -105,15 +137,6 @@ pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> 
             text::truncate(&params.to_string(), 1000),
         );
     }
-    if !f.region.is_empty() {
-        if let Some(id) = json::string(record, &["eventID"]) {
-            f.links.console = Some(format!(
-                "https://{r}.console.aws.amazon.com/cloudtrailv2/home?region={r}#/events/{id}",
-                r = f.region
-            ));
-        }
-    }
-    f
 }
 
 /// The principal from `userIdentity`, with MFA, source IP and user agent.

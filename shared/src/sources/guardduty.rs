@@ -14,7 +14,11 @@ use crate::model::{
     Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source, Tactic,
     Technique,
 };
+use crate::sources::console::{ConsoleUrl, Partition};
 use crate::sources::{Envelope, SourceError};
+
+/// [`Finding::product`] of GuardDuty findings, whichever way they came.
+pub(crate) const PRODUCT_GUARDDUTY: &str = "GuardDuty";
 
 /// Parses one GuardDuty finding. `envelope` is the EventBridge envelope when
 /// the finding came inside one.
@@ -38,25 +42,11 @@ pub fn parse(finding: &Value, envelope: Option<&Envelope>) -> Result<Finding, So
         })?;
 
     let mut f = Finding::new(Source::GuardDuty, id, finding_type);
-    f.product = "GuardDuty".into();
+    f.product = PRODUCT_GUARDDUTY.into();
     f.title = json::string(finding, &["title"]).unwrap_or_else(|| f.finding_type.clone());
     f.description = json::string(finding, &["description"]).unwrap_or_default();
 
-    match json::number(finding, &["severity"]) {
-        Some(score) => {
-            f.severity = Severity::from_guardduty(score);
-            f.source_severity = Some(format!("{score:.1}"));
-        }
-        None => {
-            // GuardDuty always sends a score; if it is lost, Medium keeps the
-            // finding visible at the default threshold rather than hiding it.
-            f.severity = Severity::Medium;
-            f.evidence.insert(
-                "severity_note".into(),
-                "score missing; assumed Medium".into(),
-            );
-        }
-    }
+    read_severity(&mut f, finding);
 
     f.account_id = json::string(finding, &["accountId"])
         .or_else(|| {
@@ -75,6 +65,49 @@ pub fn parse(finding: &Value, envelope: Option<&Envelope>) -> Result<Finding, So
     f.event_id = envelope.map(|e| e.id.clone()).filter(|id| !id.is_empty());
 
     let service = json::field(finding, "service").unwrap_or(&Value::Null);
+    read_service(&mut f, service);
+
+    let resource = json::field(finding, "resource").unwrap_or(&Value::Null);
+    read_resources(&mut f, resource);
+    read_action(&mut f, service);
+    read_runtime(&mut f, service);
+    read_threats(&mut f, service);
+    map_attack(&mut f);
+
+    if let Some(arn) = json::string(finding, &["arn"]) {
+        f.evidence.insert("finding_arn".into(), arn);
+    }
+    f.links.console = ConsoleUrl::new(partition(finding), &f.region, "guardduty").map(|url| {
+        url.view(format!("/findings?macros=current&fId={}", f.id))
+            .build()
+    });
+    // Placeholders GuardDuty puts in generated samples, even when `sample` is lost.
+    f.sample |= has_placeholder(&f);
+    Ok(f)
+}
+
+/// GuardDuty's 1.0–10.0 score.
+fn read_severity(f: &mut Finding, finding: &Value) {
+    match json::number(finding, &["severity"]) {
+        Some(score) => {
+            f.severity = Severity::from_guardduty(score);
+            f.source_severity = Some(format!("{score:.1}"));
+        }
+        None => {
+            // GuardDuty always sends a score; if it is lost, Medium keeps the
+            // finding visible at the default threshold rather than hiding it.
+            f.severity = Severity::Medium;
+            f.evidence.insert(
+                "severity_note".into(),
+                "score missing; assumed Medium".into(),
+            );
+        }
+    }
+}
+
+/// What `service` says about the finding's life: first and last seen, count,
+/// archived, sample, the GuardDuty feature that found it.
+fn read_service(f: &mut Finding, service: &Value) {
     f.first_seen = json::time_at(service, &["eventFirstSeen"]);
     f.last_seen = json::time_at(service, &["eventLastSeen"]);
     f.count = json::number(service, &["count"])
@@ -91,27 +124,14 @@ pub fn parse(finding: &Value, envelope: Option<&Envelope>) -> Result<Finding, So
     if let Some(feature) = json::string(service, &["featureName"]) {
         f.evidence.insert("feature".into(), feature);
     }
+}
 
-    let resource = json::field(finding, "resource").unwrap_or(&Value::Null);
-    read_resources(&mut f, resource);
-    read_action(&mut f, service);
-    read_runtime(&mut f, service);
-    read_threats(&mut f, service);
-    map_attack(&mut f);
-
-    if let Some(arn) = json::string(finding, &["arn"]) {
-        f.evidence.insert("finding_arn".into(), arn);
+/// The partition the finding names, else its ARN's.
+fn partition(finding: &Value) -> Partition {
+    match json::str_at(finding, &["partition"]) {
+        Some(name) => Partition::named(name),
+        None => Partition::of_arn(json::str_at(finding, &["arn"])),
     }
-    if !f.region.is_empty() {
-        f.links.console = Some(format!(
-            "https://{region}.console.aws.amazon.com/guardduty/home?region={region}#/findings?macros=current&fId={id}",
-            region = f.region,
-            id = f.id
-        ));
-    }
-    // Placeholders GuardDuty puts in generated samples, even when `sample` is lost.
-    f.sample |= has_placeholder(&f);
-    Ok(f)
 }
 
 fn read_resources(f: &mut Finding, resource: &Value) {
@@ -122,17 +142,46 @@ fn read_resources(f: &mut Finding, resource: &Value) {
     }
 
     if let Some(key) = json::field(resource, "accessKeyDetails") {
-        let actor = actor_from_access_key(key);
-        if let Some(access_key) = actor.access_key_id.clone() {
-            if resource_type == "AccessKey" {
-                f.resources
-                    .push(Resource::new("AwsIamAccessKey", access_key));
-            }
-        }
-        if actor != Actor::default() {
-            f.actor = Some(actor);
+        read_access_key(f, key, &resource_type);
+    }
+    read_s3_buckets(f, resource);
+    read_kubernetes(f, resource);
+    read_ecs(f, resource);
+    read_lambda(f, resource);
+    read_rds(f, resource);
+    read_ebs_volumes(f, resource);
+    if let Some(instance) = json::field(resource, "instanceDetails") {
+        read_instance(f, instance, &resource_type);
+    }
+    if resource_type == "AttackSequence" {
+        read_attack_sequence(f);
+    }
+    // Keep the finding about *something*: the account itself.
+    if f.resources.is_empty() && !f.account_id.is_empty() {
+        f.resources
+            .push(Resource::new("AwsAccount", f.account_id.clone()));
+    }
+    for r in &mut f.resources {
+        r.region = Some(f.region.clone()).filter(|r| !r.is_empty());
+    }
+}
+
+/// The access key (the subject of `AccessKey` findings) and who holds it.
+fn read_access_key(f: &mut Finding, key: &Value, resource_type: &str) {
+    let actor = actor_from_access_key(key);
+    if let Some(access_key) = actor.access_key_id.clone() {
+        if resource_type == "AccessKey" {
+            f.resources
+                .push(Resource::new("AwsIamAccessKey", access_key));
         }
     }
+    if actor != Actor::default() {
+        f.actor = Some(actor);
+    }
+}
+
+/// S3 buckets, with the object keys Malware Protection names.
+fn read_s3_buckets(f: &mut Finding, resource: &Value) {
     for bucket in json::field(resource, "s3BucketDetails")
         .and_then(Value::as_array)
         .into_iter()
@@ -152,6 +201,10 @@ fn read_resources(f: &mut Finding, resource: &Value) {
             }
         }
     }
+}
+
+/// The EKS cluster, and the Kubernetes user and workload.
+fn read_kubernetes(f: &mut Finding, resource: &Value) {
     if let Some(eks) = json::field(resource, "eksClusterDetails") {
         if let Some(id) = json::string(eks, &["arn"]).or_else(|| json::string(eks, &["name"])) {
             let mut r = Resource::new("AwsEksCluster", id);
@@ -172,6 +225,10 @@ fn read_resources(f: &mut Finding, resource: &Value) {
             }
         }
     }
+}
+
+/// The ECS cluster and task, and the container with its image.
+fn read_ecs(f: &mut Finding, resource: &Value) {
     if let Some(ecs) = json::field(resource, "ecsClusterDetails") {
         if let Some(id) = json::string(ecs, &["arn"]).or_else(|| json::string(ecs, &["name"])) {
             let mut r = Resource::new("AwsEcsCluster", id);
@@ -191,15 +248,23 @@ fn read_resources(f: &mut Finding, resource: &Value) {
             f.evidence.insert("container_image".into(), image);
         }
     }
-    if let Some(lambda) = json::field(resource, "lambdaDetails") {
-        let id = json::string(lambda, &["functionArn"])
-            .or_else(|| json::string(lambda, &["functionName"]));
-        if let Some(id) = id {
-            let mut r = Resource::new("AwsLambdaFunction", id);
-            r.tags = json::tag_map(json::field(lambda, "tags"));
-            f.resources.push(r);
-        }
+}
+
+fn read_lambda(f: &mut Finding, resource: &Value) {
+    let Some(lambda) = json::field(resource, "lambdaDetails") else {
+        return;
+    };
+    let id =
+        json::string(lambda, &["functionArn"]).or_else(|| json::string(lambda, &["functionName"]));
+    if let Some(id) = id {
+        let mut r = Resource::new("AwsLambdaFunction", id);
+        r.tags = json::tag_map(json::field(lambda, "tags"));
+        f.resources.push(r);
     }
+}
+
+/// RDS instances and Limitless shard groups, and the database user.
+fn read_rds(f: &mut Finding, resource: &Value) {
     for key in ["rdsDbInstanceDetails", "rdsLimitlessDbDetails"] {
         if let Some(rds) = json::field(resource, key) {
             let id = json::string(rds, &["dbInstanceArn"])
@@ -217,40 +282,35 @@ fn read_resources(f: &mut Finding, resource: &Value) {
         let actor = f.actor.get_or_insert_with(Actor::default);
         actor.user_name = Some(user);
     }
-    if let Some(ebs) = json::field(resource, "ebsVolumeDetails") {
-        for vol in ["scannedVolumeDetails", "skippedVolumeDetails"] {
-            for v in json::field(ebs, vol)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(arn) = json::string(v, &["volumeArn"]) {
-                    f.resources.push(Resource::new("AwsEc2Volume", arn));
-                }
+}
+
+/// EBS volumes a Malware Protection scan covered or skipped.
+fn read_ebs_volumes(f: &mut Finding, resource: &Value) {
+    let Some(ebs) = json::field(resource, "ebsVolumeDetails") else {
+        return;
+    };
+    for vol in ["scannedVolumeDetails", "skippedVolumeDetails"] {
+        for v in json::field(ebs, vol)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(arn) = json::string(v, &["volumeArn"]) {
+                f.resources.push(Resource::new("AwsEc2Volume", arn));
             }
         }
     }
-    if let Some(instance) = json::field(resource, "instanceDetails") {
-        if let Some(id) = json::string(instance, &["instanceId"]) {
-            let mut r = Resource::new("AwsEc2Instance", id);
-            r.tags = json::tag_map(json::field(instance, "tags"));
-            // The instance is the subject only for instance findings; IAM and S3
-            // findings carry instanceDetails as placeholders.
-            if resource_type == "Instance" || f.resources.is_empty() {
-                f.resources.push(r);
-            }
+}
+
+fn read_instance(f: &mut Finding, instance: &Value, resource_type: &str) {
+    if let Some(id) = json::string(instance, &["instanceId"]) {
+        let mut r = Resource::new("AwsEc2Instance", id);
+        r.tags = json::tag_map(json::field(instance, "tags"));
+        // The instance is the subject only for instance findings; IAM and S3
+        // findings carry instanceDetails as placeholders.
+        if resource_type == "Instance" || f.resources.is_empty() {
+            f.resources.push(r);
         }
-    }
-    if resource_type == "AttackSequence" {
-        read_attack_sequence(f);
-    }
-    // Keep the finding about *something*: the account itself.
-    if f.resources.is_empty() && !f.account_id.is_empty() {
-        f.resources
-            .push(Resource::new("AwsAccount", f.account_id.clone()));
-    }
-    for r in &mut f.resources {
-        r.region = Some(f.region.clone()).filter(|r| !r.is_empty());
     }
 }
 
@@ -274,71 +334,19 @@ fn read_action(f: &mut Finding, service: &Value) {
     }
     let mut net = Network::default();
     if let Some(a) = json::field(action, "networkConnectionAction") {
-        read_remote_ip(&mut net, json::field(a, "remoteIpDetails"));
-        net.remote_port = port(json::path(a, &["remotePortDetails", "port"]));
-        net.local_port = port(json::path(a, &["localPortDetails", "port"]));
-        net.protocol = json::string(a, &["protocol"]);
-        net.direction = json::string(a, &["connectionDirection"]);
+        read_network_connection(&mut net, a);
     }
     if let Some(a) = json::field(action, "awsApiCallAction") {
-        read_remote_ip(&mut net, json::field(a, "remoteIpDetails"));
-        for (key, field) in [
-            ("api", "api"),
-            ("api_service", "serviceName"),
-            ("error_code", "errorCode"),
-            ("caller_type", "callerType"),
-        ] {
-            if let Some(v) = json::string(a, &[field]) {
-                f.evidence.insert(key.into(), v);
-            }
-        }
-        if let Some(domain) = json::string(a, &["domainDetails", "domain"]) {
-            net.domain = Some(domain);
-        }
-        if let Some(ua) = json::string(a, &["userAgent", "fullUserAgent"])
-            .or_else(|| json::string(a, &["userAgent"]))
-        {
-            f.actor.get_or_insert_with(Actor::default).user_agent = Some(ua);
-        }
+        read_api_call(f, &mut net, a);
     }
     if let Some(a) = json::field(action, "dnsRequestAction") {
-        net.domain = json::string(a, &["domain"]);
-        net.protocol = json::string(a, &["protocol"]);
-        if let Some(blocked) = json::boolean(a, &["blocked"]) {
-            f.evidence.insert("dns_blocked".into(), blocked.to_string());
-        }
+        read_dns_request(f, &mut net, a);
     }
     if let Some(a) = json::field(action, "portProbeAction") {
-        if let Some(first) = json::field(a, "portProbeDetails")
-            .and_then(Value::as_array)
-            .and_then(|d| d.first())
-        {
-            read_remote_ip(&mut net, json::field(first, "remoteIpDetails"));
-            net.local_port = port(json::path(first, &["localPortDetails", "port"]));
-        }
-        net.direction = Some("INBOUND".into());
+        read_port_probe(&mut net, a);
     }
     if let Some(a) = json::field(action, "kubernetesApiCallAction") {
-        read_remote_ip(&mut net, json::field(a, "remoteIpDetails"));
-        if net.remote_ip.is_none() {
-            net.remote_ip = json::field(a, "sourceIPs")
-                .or_else(|| json::field(a, "sourceIps"))
-                .and_then(Value::as_array)
-                .and_then(|ips| ips.first())
-                .and_then(|ip| ip.as_str().map(str::to_string));
-        }
-        for (key, field) in [
-            ("k8s_verb", "verb"),
-            ("k8s_request_uri", "requestUri"),
-            ("k8s_status", "statusCode"),
-        ] {
-            if let Some(v) = json::string(a, &[field]) {
-                f.evidence.insert(key.into(), v);
-            }
-        }
-        if let Some(ua) = json::string(a, &["userAgent"]) {
-            f.actor.get_or_insert_with(Actor::default).user_agent = Some(ua);
-        }
+        read_kubernetes_api_call(f, &mut net, a);
     }
     if let Some(a) = json::field(action, "rdsLoginAttemptAction") {
         read_remote_ip(&mut net, json::field(a, "remoteIpDetails"));
@@ -349,6 +357,81 @@ fn read_action(f: &mut Finding, service: &Value) {
         }
     }
     f.network = net;
+}
+
+fn read_network_connection(net: &mut Network, a: &Value) {
+    read_remote_ip(net, json::field(a, "remoteIpDetails"));
+    net.remote_port = port(json::path(a, &["remotePortDetails", "port"]));
+    net.local_port = port(json::path(a, &["localPortDetails", "port"]));
+    net.protocol = json::string(a, &["protocol"]);
+    net.direction = json::string(a, &["connectionDirection"]);
+}
+
+/// The API called, by whom, from where; the caller's user agent.
+fn read_api_call(f: &mut Finding, net: &mut Network, a: &Value) {
+    read_remote_ip(net, json::field(a, "remoteIpDetails"));
+    for (key, field) in [
+        ("api", "api"),
+        ("api_service", "serviceName"),
+        ("error_code", "errorCode"),
+        ("caller_type", "callerType"),
+    ] {
+        if let Some(v) = json::string(a, &[field]) {
+            f.evidence.insert(key.into(), v);
+        }
+    }
+    if let Some(domain) = json::string(a, &["domainDetails", "domain"]) {
+        net.domain = Some(domain);
+    }
+    if let Some(ua) =
+        json::string(a, &["userAgent", "fullUserAgent"]).or_else(|| json::string(a, &["userAgent"]))
+    {
+        f.actor.get_or_insert_with(Actor::default).user_agent = Some(ua);
+    }
+}
+
+fn read_dns_request(f: &mut Finding, net: &mut Network, a: &Value) {
+    net.domain = json::string(a, &["domain"]);
+    net.protocol = json::string(a, &["protocol"]);
+    if let Some(blocked) = json::boolean(a, &["blocked"]) {
+        f.evidence.insert("dns_blocked".into(), blocked.to_string());
+    }
+}
+
+/// The first probe's remote side: port probes are always inbound.
+fn read_port_probe(net: &mut Network, a: &Value) {
+    if let Some(first) = json::field(a, "portProbeDetails")
+        .and_then(Value::as_array)
+        .and_then(|d| d.first())
+    {
+        read_remote_ip(net, json::field(first, "remoteIpDetails"));
+        net.local_port = port(json::path(first, &["localPortDetails", "port"]));
+    }
+    net.direction = Some("INBOUND".into());
+}
+
+/// The Kubernetes API call: verb, URI, status, and the caller's IP and agent.
+fn read_kubernetes_api_call(f: &mut Finding, net: &mut Network, a: &Value) {
+    read_remote_ip(net, json::field(a, "remoteIpDetails"));
+    if net.remote_ip.is_none() {
+        net.remote_ip = json::field(a, "sourceIPs")
+            .or_else(|| json::field(a, "sourceIps"))
+            .and_then(Value::as_array)
+            .and_then(|ips| ips.first())
+            .and_then(|ip| ip.as_str().map(str::to_string));
+    }
+    for (key, field) in [
+        ("k8s_verb", "verb"),
+        ("k8s_request_uri", "requestUri"),
+        ("k8s_status", "statusCode"),
+    ] {
+        if let Some(v) = json::string(a, &[field]) {
+            f.evidence.insert(key.into(), v);
+        }
+    }
+    if let Some(ua) = json::string(a, &["userAgent"]) {
+        f.actor.get_or_insert_with(Actor::default).user_agent = Some(ua);
+    }
 }
 
 fn read_remote_ip(net: &mut Network, details: Option<&Value>) {

@@ -14,9 +14,12 @@ use crate::json;
 use crate::model::{
     Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source, Tactic,
 };
-use crate::sources::securityhub::{console_host, percent_encode, PRODUCT_MACIE};
+use crate::sources::console::{percent_encode, ConsoleUrl, Partition};
 use crate::sources::{Envelope, SourceError};
 use crate::text;
+
+/// [`Finding::product`] of Macie findings, whichever way they came.
+pub(crate) const PRODUCT_MACIE: &str = "Macie";
 
 /// Longest evidence value built from a finding.
 const MAX_EVIDENCE_CHARS: usize = 512;
@@ -82,15 +85,11 @@ pub fn parse(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, SourceEr
     read_policy(&mut f, v);
     map_attack(&mut f);
 
-    if !f.region.is_empty() {
-        let partition = json::string(v, &["partition"]).unwrap_or_else(|| "aws".into());
-        f.links.console = Some(format!(
-            "https://{host}/macie/home?region={region}#findings?itemId={id}",
-            host = console_host(&partition, &f.region),
-            region = f.region,
-            id = percent_encode(&f.id)
-        ));
-    }
+    let partition = json::str_at(v, &["partition"]).map_or(Partition::Aws, Partition::named);
+    f.links.console = ConsoleUrl::new(partition, &f.region, "macie").map(|url| {
+        url.view(format!("findings?itemId={}", percent_encode(&f.id)))
+            .build()
+    });
     if f.resources.is_empty() && !f.account_id.is_empty() {
         f.resources
             .push(Resource::new("AwsAccount", f.account_id.clone()));

@@ -4,8 +4,28 @@
 //! record, as replay and log files carry them) and says which parser owns it.
 //! Each parser keeps what it can read: only input that is not its kind of
 //! event at all is an error.
+//!
+//! The face the pipeline uses: [`classify`], [`findings`] (the owning
+//! parser, and for CloudTrail the detector) and [`forwarded_from`] (a Security
+//! Hub copy of a finding another source delivers too). What each source reads:
+//!
+//! - [`guardduty`]: `GuardDuty Finding` events, one finding in `detail`, or a
+//!   bare finding as `GetFindings` returns it;
+//! - [`cloudtrail`]: one CloudTrail record (the `... via CloudTrail`
+//!   detail-types, or a bare record from a log file), into one finding per
+//!   rule that matched it;
+//! - [`securityhub`]: ASFF findings (`Security Hub Findings - Imported`,
+//!   custom actions, `GetFindings`), OCSF findings (`Findings Imported V2`),
+//!   and insight results, which carry no finding;
+//! - [`macie`]: Macie's own `Macie Finding` events;
+//! - [`s3_notifications`]: S3, SNS and EventBridge object-created
+//!   notifications, which name the CloudTrail log files to read.
+//!
+//! The parser modules stay public for tests, benchmarks and replay; console
+//! links, which every parser builds, are private to `sources`.
 
 pub mod cloudtrail;
+mod console;
 pub mod guardduty;
 pub mod log_file;
 pub mod macie;
@@ -14,8 +34,11 @@ pub mod securityhub;
 
 use serde_json::Value;
 
+use crate::detect::{Detector, RuleMeta};
 use crate::json;
-use crate::model::Source;
+use crate::model::{Finding, Source};
+
+pub use securityhub::forwarded_from;
 
 /// Why an event could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +138,7 @@ impl SourceEvent<'_> {
 
 /// CloudTrail detail-types EventBridge uses. Console sign-in is documented with
 /// both spellings, so both are accepted.
-pub const CLOUDTRAIL_DETAIL_TYPES: [&str; 6] = [
+const CLOUDTRAIL_DETAIL_TYPES: [&str; 6] = [
     "AWS API Call via CloudTrail",
     "AWS Console Sign In via CloudTrail",
     "AWS Console Signin via CloudTrail",
@@ -186,6 +209,35 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
     Err(SourceError::Unsupported {
         event_source: json::string(event, &["source"]).unwrap_or_default(),
         detail_type: json::string(event, &["detail-type"]).unwrap_or_default(),
+    })
+}
+
+/// The findings in an event: its source's parser reads them, and a CloudTrail
+/// record gives one finding per rule of `detector` that matches it (none
+/// without a detector).
+pub fn findings(
+    event: SourceEvent<'_>,
+    detector: Option<&dyn Detector>,
+) -> Result<Vec<Finding>, SourceError> {
+    Ok(match event {
+        SourceEvent::GuardDuty { finding, envelope } => {
+            vec![guardduty::parse(finding, envelope.as_ref())?]
+        }
+        SourceEvent::CloudTrail { record, envelope } => {
+            let _detect = tracing::info_span!("detect").entered();
+            let Some(detector) = detector else {
+                return Ok(Vec::new());
+            };
+            let mut hits: Vec<&RuleMeta> = Vec::new();
+            detector.detect(record, &mut hits);
+            hits.into_iter()
+                .map(|rule| cloudtrail::finding(record, envelope.as_ref(), rule))
+                .collect()
+        }
+        SourceEvent::SecurityHub { detail, envelope } => securityhub::parse(detail, &envelope)?,
+        SourceEvent::Macie { finding, envelope } => {
+            vec![macie::parse(finding, Some(&envelope))?]
+        }
     })
 }
 

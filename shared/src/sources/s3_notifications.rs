@@ -198,7 +198,7 @@ fn push(out: &mut Objects, obj: ObjectRef) {
 
 /// Whether a key is a CloudTrail file with records: not a digest file (it
 /// holds hashes and signatures, no events) and not a folder marker.
-pub fn is_log_file(key: &str) -> bool {
+fn is_log_file(key: &str) -> bool {
     !key.is_empty() && !key.ends_with('/') && !key.contains("CloudTrail-Digest")
 }
 
@@ -206,7 +206,7 @@ pub fn is_log_file(key: &str) -> bool {
 /// `%XX` for other bytes. A malformed escape is kept as it is (the object
 /// lookup then fails loudly rather than reading some other object); bytes
 /// that are not UTF-8 are replaced.
-pub fn url_decode(key: &str) -> String {
+fn url_decode(key: &str) -> String {
     if !key.contains(['+', '%']) {
         return key.to_string();
     }
