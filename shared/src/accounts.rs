@@ -45,7 +45,7 @@ pub struct AccountInfo {
 pub struct DirectoryError(pub String);
 
 /// Boxed future, so directories can be held as `Arc<dyn AccountDirectory>`.
-pub type LookupFuture<'a> =
+pub(crate) type LookupFuture<'a> =
     Pin<Box<dyn Future<Output = Result<AccountInfo, DirectoryError>> + Send + 'a>>;
 
 /// Where account names and OUs come from: AWS Organizations, or a fixed map
@@ -54,16 +54,19 @@ pub trait AccountDirectory: Send + Sync {
     fn lookup<'a>(&'a self, account_id: &'a str) -> LookupFuture<'a>;
 }
 
-/// A fixed directory.
+/// A fixed directory (tests).
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub struct StaticDirectory(HashMap<String, AccountInfo>);
+pub(crate) struct StaticDirectory(HashMap<String, AccountInfo>);
 
+#[cfg(test)]
 impl StaticDirectory {
     pub fn insert(&mut self, account_id: impl Into<String>, info: AccountInfo) {
         self.0.insert(account_id.into(), info);
     }
 }
 
+#[cfg(test)]
 impl AccountDirectory for StaticDirectory {
     fn lookup<'a>(&'a self, account_id: &'a str) -> LookupFuture<'a> {
         let info = self.0.get(account_id).cloned().unwrap_or_default();
@@ -73,7 +76,7 @@ impl AccountDirectory for StaticDirectory {
 
 /// What to read from Organizations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LookupWants {
+pub(crate) struct LookupWants {
     /// `DescribeAccount`, for the name.
     pub names: bool,
     /// `ListParents` up to the root and `DescribeOrganizationalUnit`, for

@@ -135,7 +135,7 @@ pub async fn handle_event(pipeline: &Pipeline, event: Value) -> Result<Value, In
 /// long the event is recorded as in progress for idempotency. An event id
 /// already processed returns the stored result and alerts nothing; one being
 /// processed elsewhere fails this invocation so it is retried later.
-pub async fn handle_event_until(
+pub(crate) async fn handle_event_until(
     pipeline: &Pipeline,
     event: Value,
     deadline_ms: Option<i64>,

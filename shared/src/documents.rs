@@ -25,7 +25,7 @@ impl OneOrMany {
 
 /// Why a configuration document could not be read from SSM Parameter Store.
 #[derive(Debug, thiserror::Error)]
-pub enum SsmReadError {
+pub(crate) enum SsmReadError {
     /// The parameter does not exist: a configuration mistake.
     #[error("parameter not found")]
     NotFound,
@@ -37,7 +37,7 @@ pub enum SsmReadError {
 
 /// Reads a YAML or JSON document (suppression rules, the routing table) from
 /// an SSM parameter, decrypted. An empty parameter is an empty document.
-pub async fn ssm_document(
+pub(crate) async fn ssm_document(
     sdk: &aws_config::SdkConfig,
     parameter: &str,
 ) -> Result<String, SsmReadError> {

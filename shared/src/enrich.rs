@@ -82,7 +82,7 @@ impl Enricher {
 
 /// Private, AWS service, or public. CloudTrail puts service names
 /// (`ec2.amazonaws.com`) where an address would be.
-pub fn classify_ip(s: &str) -> IpClass {
+pub(crate) fn classify_ip(s: &str) -> IpClass {
     let s = s.trim();
     if s.ends_with(".amazonaws.com") || s == "AWS Internal" {
         return IpClass::AwsService;

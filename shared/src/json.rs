@@ -41,7 +41,7 @@ pub fn string(v: &Value, p: &[&str]) -> Option<String> {
 }
 
 /// A borrowed non-empty string at `path`.
-pub fn str_at<'a>(v: &'a Value, p: &[&str]) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(v: &'a Value, p: &[&str]) -> Option<&'a str> {
     path(v, p)?.as_str().filter(|s| !s.is_empty())
 }
 
@@ -70,7 +70,7 @@ pub fn boolean(v: &Value, p: &[&str]) -> Option<bool> {
 
 /// An object that may have been serialized into a string (GuardDuty's
 /// `additionalInfo` is both in the wild).
-pub fn object_or_json_string(v: &Value) -> Option<Value> {
+pub(crate) fn object_or_json_string(v: &Value) -> Option<Value> {
     match v {
         Value::Object(_) => Some(v.clone()),
         Value::String(s) => serde_json::from_str::<Value>(s)
@@ -82,7 +82,7 @@ pub fn object_or_json_string(v: &Value) -> Option<Value> {
 
 /// `[{key, value}]` tag lists (GuardDuty, Macie) into a map; entries without
 /// a key are skipped.
-pub fn tag_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn tag_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
     v.and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -113,7 +113,7 @@ pub fn time(v: &Value) -> Option<DateTime<Utc>> {
 }
 
 /// A timestamp at `path` (see [`time`]).
-pub fn time_at(v: &Value, p: &[&str]) -> Option<DateTime<Utc>> {
+pub(crate) fn time_at(v: &Value, p: &[&str]) -> Option<DateTime<Utc>> {
     time(path(v, p)?)
 }
 

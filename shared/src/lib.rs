@@ -6,15 +6,15 @@
 //! [`sinks`] deliver alerts rendered by [`render`]. Functions under
 //! `functions/` only read [`config`], build clients once, and call the pipeline.
 
-pub mod accounts;
+mod accounts;
 pub mod app;
 pub mod aws;
 pub mod config;
 pub mod dedup;
-pub mod documents;
+mod documents;
 pub mod enrich;
-pub mod env;
-pub mod json;
+mod env;
+mod json;
 pub mod logfiles;
 pub mod notify;
 pub mod ocsf;
@@ -24,7 +24,7 @@ pub mod route;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
-pub mod text;
+mod text;
 
 /// The detection engine and bundled rules, its own crate (no AWS SDK).
 pub use vigil_detect as detect;

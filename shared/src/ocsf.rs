@@ -7,9 +7,9 @@ use serde_json::{json, Map, Value};
 
 use crate::model::{Actor, Finding, FindingStatus, Network, Severity};
 
-pub const CLASS_UID: u32 = 2004;
-pub const CATEGORY_UID: u32 = 2;
-pub const OCSF_VERSION: &str = "1.3.0";
+pub(crate) const CLASS_UID: u32 = 2004;
+pub(crate) const CATEGORY_UID: u32 = 2;
+pub(crate) const OCSF_VERSION: &str = "1.3.0";
 
 /// Activity: 1 Create for a new finding, 2 Update for a repeat GuardDuty sends
 /// again with a higher count, 3 Close for resolved ones.
@@ -183,7 +183,7 @@ fn strip_nulls(v: &mut Value) {
 }
 
 /// Severity from an OCSF `severity_id` (Security Hub V2 findings).
-pub fn severity_from_id(id: u64) -> Severity {
+pub(crate) fn severity_from_id(id: u64) -> Severity {
     match id {
         0 | 1 => Severity::Informational,
         2 => Severity::Low,

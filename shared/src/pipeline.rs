@@ -23,12 +23,12 @@ use crate::sinks::{AlertSink, Delivery, SinkError};
 use crate::sources::{self, SourceError, SourceEvent};
 
 /// Gives the current trace context; set by the telemetry module.
-pub type TraceContextFn = Arc<dyn Fn() -> Option<TraceContext> + Send + Sync>;
+pub(crate) type TraceContextFn = Arc<dyn Fn() -> Option<TraceContext> + Send + Sync>;
 
 /// Sees each event's outcome and processing time, inside the event's span
 /// (so it can record an error on it); set by the telemetry module to record
 /// the exception and the metrics.
-pub type EventObserverFn =
+pub(crate) type EventObserverFn =
     Arc<dyn Fn(Result<&EventReport, &PipelineError>, Duration) + Send + Sync>;
 
 /// Why a finding did or did not alert.
@@ -203,7 +203,7 @@ impl PipelineBuilder {
         self
     }
 
-    pub fn observer(mut self, f: EventObserverFn) -> Self {
+    pub(crate) fn observer(mut self, f: EventObserverFn) -> Self {
         self.inner.observer = Some(f);
         self
     }

@@ -38,7 +38,7 @@ impl<'a> Alert<'a> {
 }
 
 /// SNS allows 256 KB per message; leave room for the JSON envelope of SNS itself.
-pub const SNS_MESSAGE_BUDGET: usize = 240 * 1024;
+pub(crate) const SNS_MESSAGE_BUDGET: usize = 240 * 1024;
 
 /// `[HIGH] GuardDuty: <title> | <account>` — severity first so mail filters and
 /// phones show it before anything is cut.
@@ -54,7 +54,7 @@ pub fn subject(f: &Finding) -> String {
 }
 
 /// Short text for a place that shows one line: `what` on `which resource`.
-pub fn headline(f: &Finding) -> String {
+pub(crate) fn headline(f: &Finding) -> String {
     one_line(&f.title, 300)
 }
 
@@ -141,7 +141,7 @@ fn why_it_matters(f: &Finding) -> String {
 }
 
 /// What to do first, by what the finding is about.
-pub fn next_steps(f: &Finding) -> Vec<String> {
+pub(crate) fn next_steps(f: &Finding) -> Vec<String> {
     let mut steps = Vec::new();
     let resource_type = f
         .primary_resource()
@@ -353,7 +353,7 @@ fn email_links(out: &mut String, f: &Finding) {
 /// notification. Payloads outside this schema are dropped silently by Chatbot,
 /// so its shape is tested field by field. Repeats of a fingerprint share a
 /// `threadId` so they thread together.
-pub fn chatbot(alert: &Alert<'_>) -> Value {
+pub(crate) fn chatbot(alert: &Alert<'_>) -> Value {
     let f = alert.finding;
     let mut desc = format!(
         "*{}* {} finding in account {} ({})\n",
@@ -439,7 +439,7 @@ fn slack_title(f: &Finding) -> String {
     ))
 }
 
-pub fn severity_emoji(s: Severity) -> &'static str {
+pub(crate) fn severity_emoji(s: Severity) -> &'static str {
     match s {
         Severity::Critical => ":rotating_light:",
         Severity::High => ":red_circle:",

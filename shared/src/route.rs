@@ -44,7 +44,7 @@ use crate::documents::{OneOrMany, SsmReadError};
 use crate::model::{Finding, Severity};
 
 /// Name of the route an alert takes when no rule matches.
-pub const DEFAULT_ROUTE: &str = "default";
+pub(crate) const DEFAULT_ROUTE: &str = "default";
 
 /// Where one alert goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,7 +164,8 @@ impl RoutingTable {
         &self.rules
     }
 
-    pub fn default_route(&self) -> &Route {
+    #[cfg(test)]
+    pub(crate) fn default_route(&self) -> &Route {
         &self.default
     }
 

@@ -6,7 +6,7 @@
 
 /// Removes control characters (terminal escapes, NUL, bidi overrides, zero-width
 /// and line/paragraph separators); keeps `\n` only when `keep_newlines`.
-pub fn strip_controls(s: &str, keep_newlines: bool) -> String {
+pub(crate) fn strip_controls(s: &str, keep_newlines: bool) -> String {
     s.chars()
         .filter(|&c| {
             if c == '\n' {
@@ -34,7 +34,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 /// One line of plain text, no controls, at most `max` characters.
-pub fn one_line(s: &str, max: usize) -> String {
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     let flat = strip_controls(&s.replace(['\n', '\r', '\t'], " "), false);
     truncate(flat.trim(), max)
 }
@@ -42,7 +42,7 @@ pub fn one_line(s: &str, max: usize) -> String {
 /// An SNS subject: printable ASCII only, no line breaks, at most 99 characters.
 /// Non-ASCII letters become `?` rather than vanishing, so a reader sees
 /// something was there.
-pub fn sns_subject(s: &str) -> String {
+pub(crate) fn sns_subject(s: &str) -> String {
     let ascii: String = s
         .chars()
         .map(|c| match c {
@@ -63,7 +63,7 @@ pub fn sns_subject(s: &str) -> String {
 
 /// Slack's escaping: `&`, `<`, `>` and nothing else. Without it, event text
 /// could ping `<!channel>` or plant a link `<https://evil|click>`.
-pub fn slack_escape(s: &str) -> String {
+pub(crate) fn slack_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in strip_controls(s, true).chars() {
         match c {
@@ -78,7 +78,7 @@ pub fn slack_escape(s: &str) -> String {
 
 /// Untrusted text as an inline code span in markdown (Chatbot's client-markdown,
 /// Slack mrkdwn): inside a code span nothing is a link, mention or emphasis.
-pub fn markdown_code(s: &str, max: usize) -> String {
+pub(crate) fn markdown_code(s: &str, max: usize) -> String {
     let cleaned = slack_escape(&one_line(s, max)).replace('`', "'");
     format!("`{cleaned}`")
 }

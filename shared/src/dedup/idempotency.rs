@@ -79,7 +79,7 @@ impl Idempotency {
     /// Records `event_id` as in progress until `deadline_ms` (the Lambda
     /// invocation's deadline, epoch ms; `DEFAULT_IN_PROGRESS_MS` from now
     /// when unknown), or says why not to process it.
-    pub async fn begin(
+    pub(crate) async fn begin(
         &self,
         event_id: &str,
         deadline_ms: Option<i64>,

@@ -223,7 +223,7 @@ fn parse_expiry(s: &str) -> Option<Option<DateTime<Utc>>> {
 }
 
 impl SuppressionRule {
-    pub fn expired(&self, now: i64) -> bool {
+    pub(crate) fn expired(&self, now: i64) -> bool {
         self.expires.is_some_and(|e| e.timestamp() < now)
     }
 
@@ -310,7 +310,7 @@ pub async fn load(
 }
 
 /// Reads and parses a rules file.
-pub fn load_file(path: &Path, now: i64) -> Result<Suppressions, RulesError> {
+pub(crate) fn load_file(path: &Path, now: i64) -> Result<Suppressions, RulesError> {
     let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
         path: path.to_path_buf(),
         source,

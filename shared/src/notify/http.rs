@@ -60,7 +60,7 @@ impl HttpError {
 /// An answer: status, `Retry-After`, and the start of the body (for error
 /// messages; webhooks answer with a word or a small JSON object).
 #[derive(Debug, Clone)]
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     pub status: StatusCode,
     pub retry_after: Option<Duration>,
     pub body: String,
@@ -68,7 +68,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     /// The body as one short line, safe to log.
-    pub fn body_excerpt(&self) -> String {
+    pub(crate) fn body_excerpt(&self) -> String {
         one_line(&self.body, 300)
     }
 }
@@ -147,7 +147,7 @@ impl HttpClient {
     }
 
     /// Checks that `url` is one this client will post to, without sending.
-    pub fn check_url(url: &str) -> Result<Uri, HttpError> {
+    pub(crate) fn check_url(url: &str) -> Result<Uri, HttpError> {
         let uri: Uri = url
             .trim()
             .parse()
@@ -163,18 +163,9 @@ impl HttpClient {
         }
     }
 
-    /// One POST of `body` as JSON, with the deadline.
-    pub async fn post_json_once(
-        &self,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<HttpResponse, HttpError> {
-        self.post_json_once_with(url, body, &[]).await
-    }
-
     /// One POST of `body` as JSON with extra `headers` (a bearer token: mark
     /// its value sensitive), with the deadline.
-    pub async fn post_json_once_with(
+    pub(crate) async fn post_json_once_with(
         &self,
         url: &str,
         body: &serde_json::Value,
@@ -225,7 +216,7 @@ impl HttpClient {
     /// POSTs `body`, waiting out HTTP 429 as `Retry-After` says while the
     /// total wait stays within [`HttpPolicy::max_rate_limit_wait`]. Any other
     /// answer, 2xx or not, is returned for the caller to judge.
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         url: &str,
         body: &serde_json::Value,
@@ -238,7 +229,7 @@ impl HttpClient {
     /// Slack's Web API may answer HTTP 200 `{"ok": false, "error":
     /// "ratelimited"}`, which must be waited out like a 429, within the same
     /// budget.
-    pub async fn post_json_with(
+    pub(crate) async fn post_json_with(
         &self,
         url: &str,
         body: &serde_json::Value,
@@ -276,13 +267,13 @@ impl HttpClient {
 }
 
 /// The plain HTTP reading of "rate limited": status 429.
-pub fn http_429(resp: &HttpResponse) -> Option<&'static str> {
+pub(crate) fn http_429(resp: &HttpResponse) -> Option<&'static str> {
     (resp.status == StatusCode::TOO_MANY_REQUESTS).then_some("HTTP 429")
 }
 
 /// `Retry-After` in delay-seconds form. The HTTP-date form is not used by
 /// Slack or PagerDuty and reads as absent (the default wait applies).
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 

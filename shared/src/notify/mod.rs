@@ -60,7 +60,8 @@ pub enum Outcome {
 }
 
 /// A boxed future, so destinations can be held as `Box<dyn Destination>`.
-pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, SinkError>> + Send + 'a>>;
+pub(crate) type DeliverFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Outcome, SinkError>> + Send + 'a>>;
 
 /// Somewhere the notifier sends alerts: Slack, PagerDuty. Takes the alert as
 /// the notifier reads it from SNS, not a [`crate::Finding`]: the notifier
@@ -224,7 +225,7 @@ impl NotifierConfig {
     /// How the notifier posts to Slack: with the bot token when one is set
     /// (even if a webhook is set too: [`Notifier::from_config`] logs that the
     /// webhook is ignored), else with the webhook. None: no Slack.
-    pub fn slack_mode(&self) -> Option<SlackMode> {
+    pub(crate) fn slack_mode(&self) -> Option<SlackMode> {
         match (
             &self.slack_bot_token_secret_arn,
             &self.slack_webhook_secret_arn,
@@ -238,7 +239,7 @@ impl NotifierConfig {
 
 /// The two ways to post to Slack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlackMode {
+pub(crate) enum SlackMode {
     /// `chat.postMessage` with a bot token: threads, any channel.
     Bot,
     /// An incoming webhook per channel: no threads.
@@ -248,9 +249,9 @@ pub enum SlackMode {
 /// Names a Slack secret may hold the webhook URL under when it is JSON.
 pub const SLACK_SECRET_KEYS: &[&str] = &["webhook_url", "url", "webhook"];
 /// Names a Slack bot-token secret may hold the token under when it is JSON.
-pub const SLACK_BOT_SECRET_KEYS: &[&str] = slack_bot::BOT_TOKEN_SECRET_KEYS;
+pub(crate) const SLACK_BOT_SECRET_KEYS: &[&str] = slack_bot::BOT_TOKEN_SECRET_KEYS;
 /// Names a PagerDuty secret may hold the routing key under when it is JSON.
-pub const PAGERDUTY_SECRET_KEYS: &[&str] = &["routing_key", "integration_key", "key"];
+pub(crate) const PAGERDUTY_SECRET_KEYS: &[&str] = &["routing_key", "integration_key", "key"];
 
 /// The configured destinations; built once per cold start.
 pub struct Notifier {
@@ -312,7 +313,10 @@ impl Notifier {
     /// Reads one SNS record's alert and delivers it everywhere, in its own
     /// span. The trace it belongs to is the invocation's, which
     /// [`run_function`] parents on the alert's trace ([`trace_parent`]).
-    pub async fn notify_record(&self, record: &SnsRecord) -> Result<RecordReport, NotifyError> {
+    pub(crate) async fn notify_record(
+        &self,
+        record: &SnsRecord,
+    ) -> Result<RecordReport, NotifyError> {
         let span = info_span!(
             "vigil.notify",
             otel.kind = "consumer",

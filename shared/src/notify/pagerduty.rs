@@ -18,10 +18,10 @@ use crate::sinks::SinkError;
 use crate::text::{one_line, strip_controls, truncate};
 
 /// The public Events API v2 endpoint.
-pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+pub(crate) const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// PagerDuty's limits: summary 1024 characters, dedup key 255.
-pub const SUMMARY_MAX: usize = 1024;
-pub const DEDUP_KEY_MAX: usize = 255;
+pub(crate) const SUMMARY_MAX: usize = 1024;
+pub(crate) const DEDUP_KEY_MAX: usize = 255;
 
 /// Events v2 `event_action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl EventAction {
 }
 
 /// Vigil severity → PagerDuty `payload.severity`.
-pub fn pd_severity(s: Severity) -> &'static str {
+pub(crate) fn pd_severity(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "critical",
         Severity::High => "error",
@@ -310,7 +310,7 @@ impl PagerDuty {
 }
 
 /// The PagerDuty secret's object of service name → routing key.
-pub const SERVICES: &str = "services";
+pub(crate) const SERVICES: &str = "services";
 
 impl Destination for PagerDuty {
     fn name(&self) -> &'static str {

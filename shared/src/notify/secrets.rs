@@ -47,7 +47,7 @@ impl SecretString {
         SecretString(s.into())
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -88,7 +88,7 @@ impl fmt::Debug for Secret {
 
 impl Secret {
     /// The secret `arn` (or name) in Secrets Manager.
-    pub fn secrets_manager(
+    pub(crate) fn secrets_manager(
         client: aws_sdk_secretsmanager::Client,
         arn: impl Into<String>,
         json_keys: &'static [&'static str],
@@ -135,7 +135,7 @@ impl Secret {
     /// (`group` "services", `name` "payments" reads
     /// `{"services": {"payments": "..."}}`). `Ok(None)` when the secret has
     /// no such entry: the caller falls back to [`Secret::get`].
-    pub async fn get_named(
+    pub(crate) async fn get_named(
         &self,
         group: &str,
         name: &str,
@@ -147,7 +147,7 @@ impl Secret {
     /// A top-level string beside the value in a JSON secret (`channel` in
     /// `{"bot_token": "xoxb-...", "channel": "#security"}`). `Ok(None)` for a
     /// bare secret or a missing or empty entry.
-    pub async fn get_field(&self, key: &str) -> Result<Option<SecretString>, SecretError> {
+    pub(crate) async fn get_field(&self, key: &str) -> Result<Option<SecretString>, SecretError> {
         let raw = self.raw().await?;
         Ok(extract_field(raw.expose(), key).map(SecretString::new))
     }
@@ -186,14 +186,14 @@ impl Secret {
     }
 
     /// Forgets the cached value: the next [`Secret::get`] reads it again.
-    pub async fn invalidate(&self) {
+    pub(crate) async fn invalidate(&self) {
         *self.cached.lock().await = None;
     }
 }
 
 /// The value in `raw`: the string itself, or the first of `keys` when `raw`
 /// is a JSON object. Surrounding whitespace (a pasted newline) is dropped.
-pub fn extract(raw: &str, keys: &[&str]) -> Option<String> {
+pub(crate) fn extract(raw: &str, keys: &[&str]) -> Option<String> {
     let raw = raw.trim();
     let value = match serde_json::from_str::<Value>(raw) {
         Ok(Value::Object(map)) => keys
@@ -207,14 +207,14 @@ pub fn extract(raw: &str, keys: &[&str]) -> Option<String> {
 }
 
 /// `raw[group][name]` when `raw` is a JSON object and that entry a non-empty string.
-pub fn extract_named(raw: &str, group: &str, name: &str) -> Option<String> {
+pub(crate) fn extract_named(raw: &str, group: &str, name: &str) -> Option<String> {
     let v: Value = serde_json::from_str(raw.trim()).ok()?;
     let value = v.get(group)?.get(name)?.as_str()?.trim();
     (!value.is_empty()).then(|| value.to_string())
 }
 
 /// `raw[key]` when `raw` is a JSON object and that entry a non-empty string.
-pub fn extract_field(raw: &str, key: &str) -> Option<String> {
+pub(crate) fn extract_field(raw: &str, key: &str) -> Option<String> {
     let v: Value = serde_json::from_str(raw.trim()).ok()?;
     let value = v.get(key)?.as_str()?.trim();
     (!value.is_empty()).then(|| value.to_string())

@@ -35,11 +35,14 @@ use crate::sinks::SinkError;
 use crate::text::strip_controls;
 
 /// Slack's documented limits.
-pub const HEADER_MAX: usize = 150;
-pub const SECTION_TEXT_MAX: usize = 3000;
-pub const FIELD_TEXT_MAX: usize = 2000;
-pub const MAX_BLOCKS: usize = 50;
-pub const MESSAGE_MAX: usize = 40_000;
+pub(crate) const HEADER_MAX: usize = 150;
+pub(crate) const SECTION_TEXT_MAX: usize = 3000;
+#[cfg(test)]
+pub(crate) const FIELD_TEXT_MAX: usize = 2000;
+#[cfg(test)]
+pub(crate) const MAX_BLOCKS: usize = 50;
+#[cfg(test)]
+pub(crate) const MESSAGE_MAX: usize = 40_000;
 /// Button label and URL limits.
 const BUTTON_TEXT_MAX: usize = 75;
 const URL_MAX: usize = 3000;
@@ -48,7 +51,7 @@ const URL_MAX: usize = 3000;
 const FIELD_VALUE_MAX: usize = 400;
 
 /// Length as Slack may count it: UTF-16 code units (an emoji counts 2).
-pub fn slack_len(s: &str) -> usize {
+pub(crate) fn slack_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
 
@@ -56,7 +59,7 @@ pub fn slack_len(s: &str) -> usize {
 /// (newlines kept only when `multiline`), `&<>` escaped, and at most `max`
 /// UTF-16 units *after* escaping, with `…` marking a cut. A cut never splits
 /// an entity such as `&amp;`.
-pub fn escape_text(s: &str, max: usize, multiline: bool) -> String {
+pub(crate) fn escape_text(s: &str, max: usize, multiline: bool) -> String {
     let cleaned = if multiline {
         strip_controls(&s.replace("\r\n", "\n").replace('\r', "\n"), true)
     } else {
@@ -116,7 +119,7 @@ pub fn code(s: &str, max: usize) -> String {
 /// A URL usable as a button target: `http(s)`, printable ASCII, no spaces or
 /// characters that need quoting, within Slack's length limit. Anything else is
 /// dropped rather than risk Slack rejecting the whole message.
-pub fn button_url(url: &str) -> Option<&str> {
+pub(crate) fn button_url(url: &str) -> Option<&str> {
     let u = url.trim();
     let lower = u.get(..8).unwrap_or(u).to_ascii_lowercase();
     let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
@@ -143,7 +146,7 @@ fn header_text(a: &AlertView) -> String {
 
 /// The plain-text fallback Slack shows in notifications and where blocks
 /// cannot render.
-pub fn fallback_text(a: &AlertView) -> String {
+pub(crate) fn fallback_text(a: &AlertView) -> String {
     let mut s = format!("[{}] {}", a.severity.as_str(), a.title);
     if let Some(acct) = a.account_label() {
         s.push_str(&format!(" | {acct}"));
@@ -367,7 +370,7 @@ pub fn message(a: &AlertView) -> Value {
 }
 
 /// The channel the routing table chose for `a` (`route.slack_channel`), if any.
-pub fn routed_channel(a: &AlertView) -> Option<&str> {
+pub(crate) fn routed_channel(a: &AlertView) -> Option<&str> {
     a.route
         .as_ref()?
         .slack_channel
@@ -387,7 +390,7 @@ fn channel_names(channel: &str) -> [String; 2] {
 }
 
 /// The named group of the webhook secret that maps channels to webhooks.
-pub const CHANNELS_GROUP: &str = "channels";
+pub(crate) const CHANNELS_GROUP: &str = "channels";
 
 /// An incoming webhook. The URL is the credential, so it lives in a
 /// [`Secret`] and never appears in logs or errors.
@@ -416,7 +419,7 @@ impl SlackWebhook {
     /// The webhook for `alert`: its routed channel's from the secret's
     /// `channels`, else the default one (with a warning when a routed channel
     /// has none: the alert still goes out).
-    pub async fn url_for(&self, alert: &AlertView) -> Result<SecretString, SecretError> {
+    pub(crate) async fn url_for(&self, alert: &AlertView) -> Result<SecretString, SecretError> {
         if let Some(channel) = routed_channel(alert) {
             for name in channel_names(channel) {
                 if let Some(url) = self.url.get_named(CHANNELS_GROUP, &name).await? {

@@ -38,7 +38,7 @@ pub enum ThreadStoreError {
 }
 
 /// Boxed future, so stores can be held as `Arc<dyn ThreadStore>`.
-pub type ThreadFuture<'a, T> =
+pub(crate) type ThreadFuture<'a, T> =
     Pin<Box<dyn Future<Output = Result<T, ThreadStoreError>> + Send + 'a>>;
 
 /// Where threads live, by fingerprint record key.

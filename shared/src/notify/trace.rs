@@ -47,7 +47,7 @@ fn all_zero(s: &str) -> bool {
 }
 
 /// A valid version-00 `traceparent`, normalized to lower case.
-pub fn parse_traceparent(s: &str) -> Option<String> {
+pub(crate) fn parse_traceparent(s: &str) -> Option<String> {
     let parts: Vec<&str> = s.trim().split('-').collect();
     let [version, trace_id, span_id, flags] = parts.as_slice() else {
         return None;
@@ -63,7 +63,7 @@ pub fn parse_traceparent(s: &str) -> Option<String> {
 
 /// `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>` as a `traceparent`.
 /// Without `Parent` there is no span to continue from, so `None`.
-pub fn traceparent_from_xray(header: &str) -> Option<String> {
+pub(crate) fn traceparent_from_xray(header: &str) -> Option<String> {
     let mut root = None;
     let mut parent = None;
     let mut sampled = false;

@@ -173,7 +173,7 @@ impl AlertView {
     }
 
     /// Reads an OCSF Detection Finding as [`crate::ocsf::to_ocsf`] writes it.
-    pub fn from_ocsf(v: &Value) -> Result<AlertView, ViewError> {
+    pub(crate) fn from_ocsf(v: &Value) -> Result<AlertView, ViewError> {
         check_class(v)?;
         let s = |p: &[&str]| json::string(v, p);
         let finding_id =
@@ -250,7 +250,7 @@ impl AlertView {
     /// How many times it has been seen, for "seen again (N times)": the
     /// repeats Vigil suppressed since the last alert plus this one when the
     /// alert says, else the source's count.
-    pub fn times_seen(&self) -> u64 {
+    pub(crate) fn times_seen(&self) -> u64 {
         match self.suppressed_repeats {
             Some(n) if n > 0 => n.saturating_add(1),
             _ => self.count,
@@ -260,7 +260,7 @@ impl AlertView {
     /// Takes the suppressed-repeat count from the SNS message attribute
     /// `suppressed_repeats` when the body does not carry one: the SNS sink
     /// sends it as an attribute. A positive count makes a new alert a repeat.
-    pub fn note_suppressed_repeats(&mut self, repeats: u64) {
+    pub(crate) fn note_suppressed_repeats(&mut self, repeats: u64) {
         if self.suppressed_repeats.is_some() {
             return;
         }

@@ -55,7 +55,7 @@ impl Output {
     /// Writes one line, atomically with respect to other lines of this process
     /// (one `write_all` under the stream's lock), so log and EMF lines never
     /// interleave. Write errors are ignored: logging must not fail an event.
-    pub fn write_line(&self, line: &str) {
+    pub(crate) fn write_line(&self, line: &str) {
         match self {
             Output::Stdout | Output::Stderr => {
                 let mut buf = String::with_capacity(line.len() + 1);

@@ -52,7 +52,7 @@ pub use traces::{current_trace_context, record_exception, ExportSettings};
 use crate::pipeline::{EventObserverFn, PipelineBuilder};
 
 /// The longest a `PutMetricData` flush may hold an invocation.
-pub const METRICS_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const METRICS_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why telemetry could not be set up as configured.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +172,7 @@ impl Telemetry {
 
     /// Records each event's failure on its span, and its metrics (in a
     /// `metrics` span) from its report or error.
-    pub fn observer(&self) -> EventObserverFn {
+    pub(crate) fn observer(&self) -> EventObserverFn {
         let inner = self.inner.clone();
         Arc::new(move |outcome, elapsed| {
             if let Err(e) = outcome {
@@ -187,7 +187,7 @@ impl Telemetry {
     }
 
     /// Counts an error outside the pipeline (a function's own failure).
-    pub fn record_error(&self, kind: &str) {
+    pub(crate) fn record_error(&self, kind: &str) {
         let trace = current_trace_context();
         self.inner
             .metrics

@@ -32,7 +32,7 @@ use crate::model::TraceContext;
 
 /// At most this many ended spans wait for a flush; more are dropped (and
 /// counted) rather than growing memory when the exporter is down.
-pub const MAX_BUFFERED_SPANS: usize = 8192;
+pub(crate) const MAX_BUFFERED_SPANS: usize = 8192;
 
 /// Where and how spans are exported, from the standard variables.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,11 +44,9 @@ pub struct ExportSettings {
 }
 
 /// Exports what the buffer holds.
-pub trait SpanFlush: Send + Sync {
+pub(crate) trait SpanFlush: Send + Sync {
     /// Exports the buffered spans; returns how many were sent.
     fn flush(&self) -> Pin<Box<dyn Future<Output = Result<usize, TelemetryError>> + Send + '_>>;
-    /// Spans dropped because the buffer was full.
-    fn dropped(&self) -> u64;
 }
 
 /// Ended spans waiting for the next flush.
@@ -131,10 +129,6 @@ impl SpanFlush for BufferedExporter {
                 ))),
             }
         })
-    }
-
-    fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 

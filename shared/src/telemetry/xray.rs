@@ -20,7 +20,7 @@ pub fn xray_trace_id(trace_id: TraceId) -> String {
 }
 
 /// The OpenTelemetry trace id of an X-Ray trace id (`1-5759e988-bd86...`).
-pub fn trace_id_from_xray(xray: &str) -> Option<TraceId> {
+pub(crate) fn trace_id_from_xray(xray: &str) -> Option<TraceId> {
     let mut parts = xray.split('-');
     let (Some("1"), Some(time), Some(rest), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -35,14 +35,15 @@ pub fn trace_id_from_xray(xray: &str) -> Option<TraceId> {
 }
 
 /// The epoch seconds an X-Ray compatible trace id starts with.
-pub fn trace_id_epoch_seconds(trace_id: TraceId) -> u64 {
+#[cfg(test)]
+pub(crate) fn trace_id_epoch_seconds(trace_id: TraceId) -> u64 {
     let hex = format!("{trace_id:032x}");
     u64::from_str_radix(&hex[..8], 16).unwrap_or(0)
 }
 
 /// The `Root` of an X-Ray trace header (`Root=1-...;Parent=...;Sampled=1`),
 /// as Powertools logs it under `xray_trace_id`.
-pub fn root_of_header(header: &str) -> Option<&str> {
+pub(crate) fn root_of_header(header: &str) -> Option<&str> {
     header
         .split(';')
         .filter_map(|part| part.trim().split_once('='))
@@ -58,7 +59,7 @@ pub fn root_of_header(header: &str) -> Option<&str> {
 /// events are few and each matters), so the parent is marked sampled. A header
 /// with a `Root` but no `Parent` still keeps the trace id, with a synthetic
 /// parent span id, so logs, alerts and X-Ray agree on the trace.
-pub fn parent_from_xray_header(header: &str) -> Option<opentelemetry::Context> {
+pub(crate) fn parent_from_xray_header(header: &str) -> Option<opentelemetry::Context> {
     let trace_id = trace_id_from_xray(root_of_header(header)?)?;
     let parent = header
         .split(';')

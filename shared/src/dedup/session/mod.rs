@@ -107,7 +107,7 @@ impl EventSession<'_> {
 
     /// Decides whether `f` alerts. Findings that do are claimed: call
     /// [`EventSession::settle`] once delivery succeeded or failed.
-    pub async fn admit(&mut self, f: &Finding) -> Admission {
+    pub(crate) async fn admit(&mut self, f: &Finding) -> Admission {
         let span = info_span!(
             "dedup",
             vigil.fingerprint = %f.fingerprint,
@@ -310,7 +310,7 @@ impl EventSession<'_> {
 
     /// Records whether the alert for `f` was delivered: confirms the claim,
     /// or gives it back so a retry (or the next occurrence) alerts.
-    pub async fn settle(&mut self, f: &Finding, delivered: bool) {
+    pub(crate) async fn settle(&mut self, f: &Finding, delivered: bool) {
         let Some(claim) = self.claims.remove(&f.fingerprint) else {
             return;
         };

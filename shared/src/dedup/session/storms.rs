@@ -77,7 +77,7 @@ impl EventSession<'_> {
 
     /// Every storm window with alerts not yet summarized, open or closed:
     /// for the end of a `vigil replay`, after which nothing else will.
-    pub async fn finish_all(&mut self) -> Vec<Finding> {
+    pub(crate) async fn finish_all(&mut self) -> Vec<Finding> {
         self.summaries_due(true).await
     }
 
@@ -147,7 +147,7 @@ impl EventSession<'_> {
 
     /// Reports whether a summary from [`EventSession::finish`] was delivered;
     /// an undelivered one is given back so it is sent later.
-    pub async fn summary_settled(&mut self, summary: &Finding, delivered: bool) {
+    pub(crate) async fn summary_settled(&mut self, summary: &Finding, delivered: bool) {
         let Some(window) = storm::window_of(summary) else {
             return;
         };

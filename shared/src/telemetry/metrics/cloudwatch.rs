@@ -17,12 +17,12 @@ use tokio::sync::OnceCell;
 use super::{FlushFuture, MetricRecord, MetricsError, MetricsSink, Unit};
 
 /// At most this many metrics per request.
-pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
+pub(crate) const MAX_DATUMS_PER_REQUEST: usize = 1000;
 /// Requests are kept under this many bytes (the API allows 1 MB; the margin
 /// covers the estimate's error).
-pub const MAX_REQUEST_BYTES: usize = 900 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: usize = 900 * 1024;
 /// At most this many distinct values per datum.
-pub const MAX_VALUES_PER_DATUM: usize = 150;
+pub(crate) const MAX_VALUES_PER_DATUM: usize = 150;
 
 /// One metric series: name, unit and dimension values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,7 +41,7 @@ struct Series {
 
 /// Aggregated records waiting for the next flush.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     series: HashMap<SeriesKey, Series>,
 }
 
@@ -75,7 +75,7 @@ impl Batch {
 
     /// The batch as `PutMetricData` requests, each within the API's limits.
     /// Returns the requests' datums and how many values they carry.
-    pub fn into_requests(self) -> (Vec<Vec<MetricDatum>>, usize) {
+    pub(crate) fn into_requests(self) -> (Vec<Vec<MetricDatum>>, usize) {
         let mut keys: Vec<_> = self.series.into_iter().collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         let mut requests: Vec<Vec<MetricDatum>> = Vec::new();
@@ -165,7 +165,7 @@ impl CloudWatchSink {
 
     /// A sink that builds its client from the default AWS configuration at
     /// its first flush, so telemetry can start before the SDK is configured.
-    pub fn lazy(namespace: impl Into<String>) -> CloudWatchSink {
+    pub(crate) fn lazy(namespace: impl Into<String>) -> CloudWatchSink {
         CloudWatchSink {
             namespace: namespace.into(),
             client: OnceCell::new(),

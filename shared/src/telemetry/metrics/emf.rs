@@ -15,11 +15,11 @@ use crate::telemetry::jsonw;
 use crate::telemetry::logs::Output;
 
 /// At most this many metrics per directive.
-pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
+pub(crate) const MAX_METRICS_PER_DIRECTIVE: usize = 100;
 /// At most this many keys per dimension set.
-pub const MAX_DIMENSION_KEYS: usize = 30;
+pub(crate) const MAX_DIMENSION_KEYS: usize = 30;
 /// Lines at or above this size are dropped by CloudWatch.
-pub const MAX_LINE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 256 * 1024;
 
 /// Writes EMF lines.
 #[derive(Debug, Clone)]

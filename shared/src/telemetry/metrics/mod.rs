@@ -34,28 +34,28 @@ pub use cloudwatch::CloudWatchSink;
 pub use emf::EmfSink;
 
 /// The default namespace.
-pub const NAMESPACE: &str = "Vigil";
+pub(crate) const NAMESPACE: &str = "Vigil";
 
-pub const FINDINGS: &str = "Findings";
-pub const FINDINGS_BY_TYPE: &str = "FindingsByType";
-pub const FINDINGS_BY_ACCOUNT: &str = "FindingsByAccount";
-pub const ALERTS_SENT: &str = "AlertsSent";
-pub const ALERTS_SUPPRESSED: &str = "AlertsSuppressed";
-pub const ALERTS_FAILED: &str = "AlertsFailed";
-pub const PROCESSING_LATENCY: &str = "ProcessingLatency";
-pub const COLD_START: &str = "ColdStart";
-pub const ERRORS: &str = "Errors";
+pub(crate) const FINDINGS: &str = "Findings";
+pub(crate) const FINDINGS_BY_TYPE: &str = "FindingsByType";
+pub(crate) const FINDINGS_BY_ACCOUNT: &str = "FindingsByAccount";
+pub(crate) const ALERTS_SENT: &str = "AlertsSent";
+pub(crate) const ALERTS_SUPPRESSED: &str = "AlertsSuppressed";
+pub(crate) const ALERTS_FAILED: &str = "AlertsFailed";
+pub(crate) const PROCESSING_LATENCY: &str = "ProcessingLatency";
+pub(crate) const COLD_START: &str = "ColdStart";
+pub(crate) const ERRORS: &str = "Errors";
 
 /// Dimension sets. Each set makes a separate CloudWatch metric, so every
 /// dimension here has a bounded set of values.
-pub const BY_SEVERITY_SOURCE: &[&str] = &["Severity", "Source"];
-pub const BY_TYPE: &[&str] = &["Type"];
-pub const BY_ACCOUNT: &[&str] = &["Account"];
-pub const BY_SERVICE: &[&str] = &["Service"];
+pub(crate) const BY_SEVERITY_SOURCE: &[&str] = &["Severity", "Source"];
+pub(crate) const BY_TYPE: &[&str] = &["Type"];
+pub(crate) const BY_ACCOUNT: &[&str] = &["Account"];
+pub(crate) const BY_SERVICE: &[&str] = &["Service"];
 
 /// The longest dimension value Vigil sends (CloudWatch allows 1024 in EMF;
 /// 255 is safe for every API and keeps consoles readable).
-pub const MAX_DIMENSION_VALUE: usize = 255;
+pub(crate) const MAX_DIMENSION_VALUE: usize = 255;
 
 /// CloudWatch units Vigil uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,7 +136,7 @@ impl MetricRecord {
     }
 
     /// The value of a dimension key.
-    pub fn dimension_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn dimension_value(&self, name: &str) -> Option<&str> {
         self.dimensions
             .iter()
             .find(|(k, _)| *k == name)
@@ -146,7 +146,7 @@ impl MetricRecord {
 
 /// Printable ASCII only (PutMetricData refuses control characters and
 /// non-ASCII), never empty, at most [`MAX_DIMENSION_VALUE`] characters.
-pub fn dimension_value(value: &str) -> String {
+pub(crate) fn dimension_value(value: &str) -> String {
     let cleaned: String = value
         .chars()
         .map(|c| {
@@ -175,7 +175,8 @@ pub enum MetricsError {
 }
 
 /// A boxed flush future, so sinks can be held as `Arc<dyn MetricsSink>`.
-pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = Result<usize, MetricsError>> + Send + 'a>>;
+pub(crate) type FlushFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<usize, MetricsError>> + Send + 'a>>;
 
 /// A destination for metrics.
 pub trait MetricsSink: Send + Sync {
