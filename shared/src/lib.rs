@@ -1,10 +1,16 @@
-//! Vigil's shared crate: everything the Lambda functions and the `vigil` CLI do.
+//! Vigil's shared crate: everything the Lambda functions run, and what the
+//! `vigil` CLI (the `vigil-cli` crate) replays through.
 //!
-//! Data flows one way: [`sources`] parse events, [`detect`] runs rules over
-//! CloudTrail, [`enrich`] adds context (with [`accounts`] from AWS
-//! Organizations), the [`pipeline`] gates, dedups and [`route`]s, and
-//! [`sinks`] deliver alerts rendered by [`render`]. Functions under
-//! `functions/` only read [`config`], build clients once, and call the pipeline.
+//! Data flows one way, and the modules are listed here in that order (a
+//! module uses only those above it; `scripts/check_architecture.py` checks
+//! it, docs/architecture.md explains it): [`sources`] parse events, the
+//! [`detect`] crate runs rules over CloudTrail, [`enrich`] adds context,
+//! [`route`] picks the destination, [`render`] writes the alert and
+//! [`sinks`] deliver it; [`dedup`] keeps state, and the [`pipeline`] runs
+//! the stages for one event, observed by [`telemetry`]. [`logfiles`] (log
+//! files from S3), [`notify`] (Slack and PagerDuty) and [`app`] (the cold
+//! start every function shares) sit on top. Functions under `functions/`
+//! only read [`config`], build clients once, and call [`app`].
 
 mod accounts;
 pub mod app;

@@ -2,7 +2,7 @@
 //! Amazon Q Developer (AWS Chatbot) custom notification, and the per-protocol
 //! SNS message that carries them all.
 //!
-//! Every piece of event text passes through [`crate::text`] on its way in.
+//! Every piece of event text passes through `crate::text` on its way in.
 
 use serde_json::{json, Value};
 
@@ -451,7 +451,7 @@ pub(crate) fn severity_emoji(s: Severity) -> &'static str {
 
 /// The SNS `MessageStructure=json` body: email gets text, `default` (Chatbot,
 /// and any protocol not named) gets the custom notification, machines get OCSF.
-/// Stays under [`SNS_MESSAGE_BUDGET`] by trimming the email and dropping
+/// Stays under `SNS_MESSAGE_BUDGET` by trimming the email and dropping
 /// evidence from the OCSF copy when needed.
 pub fn sns_message(alert: &Alert<'_>) -> String {
     let f = alert.finding;

@@ -49,7 +49,7 @@ pub(crate) const DEFAULT_ROUTE: &str = "default";
 /// Where one alert goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
-    /// The matching rule's name ([`DEFAULT_ROUTE`] when none matched): the SNS
+    /// The matching rule's name (`DEFAULT_ROUTE` when none matched): the SNS
     /// message attribute `route` that subscribers filter on.
     pub name: String,
     /// Slack channel (`#payments-security` or a channel id). None: the

@@ -6,7 +6,7 @@
 //! - every request has a deadline (connect, send and reading the answer);
 //! - HTTP 429 is waited out as `Retry-After` says, within a bounded total wait,
 //!   then it is an error (an API that says "rate limited" in a 200 body, like
-//!   Slack's Web API, passes its own test to [`HttpClient::post_json_with`]);
+//!   Slack's Web API, passes its own test to `HttpClient::post_json_with`);
 //! - anything else is returned to the caller, which decides what a status means.
 //!
 //! URLs are credentials here (a Slack webhook URL *is* the token), so no error

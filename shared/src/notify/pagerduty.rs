@@ -228,7 +228,7 @@ pub struct PagerDuty {
 
 impl PagerDuty {
     /// Pages for alerts at or above `min_severity`; `url` is the Events v2
-    /// enqueue endpoint ([`DEFAULT_URL`] unless testing or in the EU region).
+    /// enqueue endpoint (`DEFAULT_URL` unless testing or in the EU region).
     pub fn new(
         routing_key: Secret,
         url: impl Into<String>,

@@ -12,7 +12,7 @@
 //! shapes the Secrets Manager console makes easy. A JSON secret may also hold
 //! named values for the routing table's destinations, one object per kind
 //! (`{"routing_key": "...", "services": {"payments": "..."}}`): see
-//! [`Secret::get_named`].
+//! `Secret::get_named`.
 
 use std::fmt;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! Why not the SDK's batch processor: Lambda freezes the process as soon as an
 //! invocation returns, so spans must be exported *before* that, on the
 //! invocation's own task, with a deadline. The buffer below keeps ended spans
-//! in memory and [`SpanFlush::flush`] exports them in one request, bounded by
+//! in memory and `SpanFlush::flush` exports them in one request, bounded by
 //! the export timeout; a failure is reported to the caller (which logs it),
 //! never propagated into the invocation's result.
 

@@ -70,7 +70,7 @@ impl EventSession<'_> {
     /// Storm summaries due at the end of this event: the one for a window
     /// this event pushed over the threshold, and final ones for closed
     /// windows that still have unsummarized alerts (checked once per window
-    /// per process). Send each and report with [`EventSession::summary_settled`].
+    /// per process). Send each and report with `EventSession::summary_settled`.
     pub async fn finish(&mut self) -> Vec<Finding> {
         self.summaries_due(false).await
     }
