@@ -110,7 +110,13 @@ fn telemetry(env: &[(&str, String)]) -> (Telemetry, tracing::Dispatch) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-    let (config, _) = TelemetryConfig::from_lookup("guardduty", |k| map.get(k).cloned());
+    let (mut config, _) = TelemetryConfig::from_lookup("guardduty", |k| map.get(k).cloned());
+    // The exporter reads the endpoint from the process environment; the
+    // benchmark's receiver is handed over in code.
+    if let (Some(export), Some(base)) = (&mut config.export, map.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    {
+        export.endpoint = Some(format!("{base}/v1/traces"));
+    }
     let options = TelemetryOptions {
         logs: Output::Discard,
         emf: Output::Discard,

@@ -1,8 +1,15 @@
 //! Trace-linked telemetry end to end: an OTLP/HTTP receiver on loopback
 //! decodes what the exporter sends with the official protobuf types, and the
 //! tests check that spans, log lines, EMF lines and the alert all carry the
-//! same X-Ray-compatible trace id. The moto tests check PutMetricData and the
-//! trace attributes on a real SNS publish.
+//! same X-Ray-compatible trace id, and that spans follow the semantic
+//! conventions (FaaS, AWS Lambda, messaging). The moto tests check
+//! PutMetricData and the producer span and trace attributes of a real SNS
+//! publish.
+//!
+//! What the OpenTelemetry SDK reads from the process environment itself (the
+//! sampler, the exporter's endpoint and headers) is tested in child
+//! processes of this binary, each started with exactly the variables it
+//! tests: the tests of one binary share one environment.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -190,6 +197,9 @@ fn gd_event(id: &str, severity: f64) -> Value {
     })
 }
 
+/// The ARN the test invocations are invoked by: through an alias.
+const INVOKED_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:vigil-guardduty:live";
+
 /// A Lambda invocation with the runtime's context.
 fn lambda_event(
     payload: Value,
@@ -198,8 +208,7 @@ fn lambda_event(
 ) -> lambda_runtime::LambdaEvent<Value> {
     let mut ctx = lambda_runtime::Context::default();
     ctx.request_id = request_id.to_string();
-    ctx.invoked_function_arn =
-        "arn:aws:lambda:us-east-1:123456789012:function:vigil-guardduty".into();
+    ctx.invoked_function_arn = INVOKED_ARN.into();
     ctx.xray_trace_id = xray.map(str::to_string);
     lambda_runtime::LambdaEvent::new(payload, ctx)
 }
@@ -273,8 +282,15 @@ fn setup(env: &[(&str, &str)], metrics: Option<Arc<dyn MetricsSink>>) -> Setup {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let (config, problems) = TelemetryConfig::from_lookup("guardduty", |k| map.get(k).cloned());
+    let (mut config, problems) = TelemetryConfig::from_lookup("guardduty", |k| map.get(k).cloned());
     assert!(problems.is_empty(), "{problems:?}");
+    // The exporter reads its endpoint from the process environment, which
+    // the tests of this binary share: each hands its own receiver's URL in
+    // code instead (the exporter's programmatic endpoint, used as is).
+    if let (Some(export), Some(base)) = (&mut config.export, map.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    {
+        export.endpoint = Some(format!("{base}/v1/traces"));
+    }
     let logs = Capture::new();
     let emf = Capture::new();
     let options = TelemetryOptions {
@@ -521,9 +537,11 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
     let s = setup(
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=test-key"),
             ("OTEL_SERVICE_NAME", "vigil-guardduty"),
             ("AWS_LAMBDA_FUNCTION_NAME", "vigil-GuardDuty-Fn"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "7"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[7]0123abcd"),
             ("AWS_REGION", "us-east-1"),
         ],
         None,
@@ -550,7 +568,7 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
     let trace_hex = root.strip_prefix("1-").unwrap().replace('-', "");
     assert_eq!(trace_hex.len(), 32);
 
-    // What the exporter sent: OTLP/HTTP protobuf to /v1/traces, with the header.
+    // What the exporter sent: OTLP/HTTP protobuf to /v1/traces.
     let requests = receiver.requests();
     assert!(!requests.is_empty(), "nothing exported");
     for r in &requests {
@@ -559,18 +577,28 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
             r.headers.get("content-type").map(String::as_str),
             Some("application/x-protobuf")
         );
-        assert_eq!(
-            r.headers.get("x-honeycomb-team").map(String::as_str),
-            Some("test-key")
-        );
     }
+    // The resource, as the AWS Lambda resource detector and the FaaS
+    // resource conventions describe it.
     let resources = receiver.resources();
-    assert!(resources.iter().all(|attrs| matches!(
-        attr(attrs, "service.name"), Some(AnyValue::StringValue(s)) if s == "vigil-guardduty"
-    )));
-    assert!(resources.iter().all(|attrs| matches!(
-        attr(attrs, "cloud.provider"), Some(AnyValue::StringValue(s)) if s == "aws"
-    )));
+    assert!(!resources.is_empty());
+    for attrs in &resources {
+        let s = |k: &str| match attr(attrs, k) {
+            Some(AnyValue::StringValue(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        assert_eq!(s("service.name"), Some("vigil-guardduty"));
+        assert_eq!(s("cloud.provider"), Some("aws"));
+        assert_eq!(s("cloud.platform"), Some("aws_lambda"));
+        assert_eq!(s("cloud.region"), Some("us-east-1"));
+        assert_eq!(s("faas.name"), Some("vigil-GuardDuty-Fn"));
+        assert_eq!(s("faas.version"), Some("7"));
+        assert_eq!(s("faas.instance"), Some("2026/01/01/[7]0123abcd"));
+        assert!(matches!(
+            attr(attrs, "faas.max_memory"),
+            Some(AnyValue::IntValue(268_435_456))
+        ));
+    }
 
     let spans = receiver.spans();
     for sp in &spans {
@@ -579,10 +607,19 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
     let ids: HashMap<String, &Span> = spans.iter().map(|s| (hex(&s.span_id), s)).collect();
     let parent_name = |s: &Span| ids.get(&hex(&s.parent_span_id)).map(|p| p.name.clone());
 
-    // The invocation: child of the Lambda's X-Ray segment, FaaS and cloud attributes.
+    // The invocation: a SERVER span (the AWS Lambda conventions' kind for
+    // every trigger but SQS), child of the Lambda's X-Ray segment, with the
+    // FaaS and cloud attributes.
     let inv = one(&spans, "vigil-GuardDuty-Fn");
     assert_eq!(hex(&inv.parent_span_id), parent);
-    assert_eq!(inv.kind, SpanKind::Consumer as i32);
+    assert_eq!(inv.kind, SpanKind::Server as i32);
+    assert_eq!(attr_str(inv, "aws.lambda.invoked_arn"), Some(INVOKED_ARN));
+    // The function ARN with the version that runs, not the alias invoked.
+    assert_eq!(
+        attr_str(inv, "cloud.resource_id"),
+        Some("arn:aws:lambda:us-east-1:123456789012:function:vigil-guardduty:7")
+    );
+    assert_eq!(attr_str(inv, "vigil.xray_trace_id"), Some(root.as_str()));
     assert_eq!(attr_str(inv, "faas.invocation_id"), Some("req-1"));
     assert_eq!(attr_str(inv, "faas.name"), Some("vigil-GuardDuty-Fn"));
     assert_eq!(attr_str(inv, "faas.trigger"), Some("pubsub"));
@@ -669,7 +706,8 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
         Some(format!("Root={root};Parent={tp_span};Sampled=1").as_str())
     );
 
-    // Log lines: every key, and the finding line in the same trace.
+    // Log lines: every key, and the finding line in the same trace. Inside
+    // the invocation: the Powertools context keys and the sampled flag.
     let logs = s.logs.json();
     assert!(!logs.is_empty());
     for l in &logs {
@@ -678,11 +716,17 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
         }
         assert_eq!(l["service"], "vigil-guardduty");
         assert_eq!(l["function_name"], "vigil-GuardDuty-Fn");
+        assert_eq!(l["function_memory_size"], 256, "{l}");
         let ts = l["timestamp"].as_str().unwrap();
         assert!(
             chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.ends_with('Z'),
             "{ts}"
         );
+        if l["function_request_id"] == "req-1" {
+            assert_eq!(l["function_arn"], INVOKED_ARN, "{l}");
+            assert_eq!(l["trace_flags"], "01", "{l}");
+            assert_eq!(l["xray_trace_id"], root.as_str(), "{l}");
+        }
     }
     let finding_line = logs
         .iter()
@@ -736,6 +780,27 @@ async fn spans_logs_metrics_and_the_alert_share_the_lambda_trace() {
         .unwrap();
     assert_eq!(event["Errors"], 0.0);
     assert!(event["ProcessingLatency"].as_f64().unwrap() >= 0.0);
+    // ColdStart as Powertools' single metric: a line of its own, one
+    // dimension set [function_name, service].
+    let cold: Vec<_> = emf
+        .iter()
+        .filter(|(_, n)| n.iter().any(|x| x == "ColdStart"))
+        .collect();
+    assert_eq!(cold.len(), 1);
+    let (cold, names) = cold[0];
+    assert_eq!(names, &["ColdStart"]);
+    let directive = &cold["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(
+        directive["Dimensions"],
+        json!([["function_name", "service"]])
+    );
+    assert_eq!(
+        directive["Metrics"],
+        json!([{"Name": "ColdStart", "Unit": "Count"}])
+    );
+    assert_eq!(cold["function_name"], "vigil-GuardDuty-Fn");
+    assert_eq!(cold["service"], "vigil-guardduty");
+    assert_eq!(cold["ColdStart"], 1.0);
 
     // A second invocation: not a cold start, a new trace from its own header.
     s.emf.take();
@@ -802,11 +867,14 @@ async fn without_an_xray_context_trace_ids_are_new_and_xray_compatible() {
         .unwrap()
         .xray_trace_id;
     assert_eq!(xray, format!("1-{}-{}", &trace[..8], &trace[8..]));
-    assert!(s
-        .logs
-        .json()
-        .iter()
-        .any(|l| l["trace_id"] == trace.as_str() && l["xray_trace_id"] == xray.as_str()));
+    // `xray_trace_id` is the invocation's own X-Ray root, as Powertools logs
+    // it: without `_X_AMZN_TRACE_ID` there is none.
+    let logs = s.logs.json();
+    assert!(logs.iter().any(|l| l["trace_id"] == trace.as_str()));
+    assert!(
+        logs.iter().all(|l| l["xray_trace_id"].is_null()),
+        "{logs:?}"
+    );
 }
 
 #[tokio::test]
@@ -834,11 +902,17 @@ async fn without_an_endpoint_nothing_is_exported_and_ids_still_flow() {
             .map(|t| t.xray_trace_id.as_str()),
         Some(root.as_str())
     );
-    assert!(s
+    let trace_hex = root.strip_prefix("1-").unwrap().replace('-', "");
+    let finding_line = s
         .logs
         .json()
-        .iter()
-        .any(|l| l["xray_trace_id"] == root.as_str()));
+        .into_iter()
+        .find(|l| l.get("finding_id").is_some())
+        .expect("a finding line");
+    assert_eq!(finding_line["xray_trace_id"], root.as_str());
+    assert_eq!(finding_line["trace_id"], trace_hex.as_str());
+    // Not recorded, and the line says so.
+    assert_eq!(finding_line["trace_flags"], "00");
     assert!(
         s.logs
             .json()
@@ -976,7 +1050,11 @@ async fn a_subscriber_of_the_alert_continues_its_trace() {
     .unwrap();
     let alert = sink.seen.lock().unwrap()[0].clone();
 
-    // The notifier's side: SNS message attributes in, the same trace out.
+    // The notifier's side: SNS message attributes in, the same trace out,
+    // with its own Lambda X-Ray context beside.
+    let (own_header, own_root, _) = xray_header(1);
+    let own_header = own_header.replace("bd862e3fe1be46a994272793", "cccccccccccccccccccccccc");
+    let own_root = own_root.replace("bd862e3fe1be46a994272793", "cccccccccccccccccccccccc");
     for (key, value) in [
         ("traceparent", alert.traceparent.clone().unwrap()),
         ("AWSTraceHeader", alert.aws_trace_header.clone().unwrap()),
@@ -987,6 +1065,7 @@ async fn a_subscriber_of_the_alert_continues_its_trace() {
         let info = telemetry::InvocationInfo {
             request_id: format!("notifier-{key}"),
             function_name: Some("vigil-notifier".into()),
+            xray_trace_id: Some(own_header.clone()),
             ..telemetry::InvocationInfo::default()
         };
         let result: Result<(), String> = s
@@ -995,10 +1074,24 @@ async fn a_subscriber_of_the_alert_continues_its_trace() {
             .continue_trace(parent)
             .run(async {
                 let _post = tracing::info_span!("slack.post").entered();
+                tracing::info!("posted");
                 Ok(())
             })
             .await;
         assert!(result.is_ok());
+    }
+    // Its lines: the alert's trace, but the notifier's own X-Ray root.
+    let alert_trace = alert.finding.trace.clone().unwrap();
+    let posted: Vec<Value> = s
+        .logs
+        .json()
+        .into_iter()
+        .filter(|l| l["message"] == "posted")
+        .collect();
+    assert_eq!(posted.len(), 2);
+    for l in &posted {
+        assert_eq!(l["trace_id"], alert_trace.trace_id.as_str(), "{l}");
+        assert_eq!(l["xray_trace_id"], own_root.as_str(), "{l}");
     }
     let spans = receiver.spans();
     let event = one(&spans, "vigil.event");
@@ -1138,9 +1231,15 @@ async fn putmetricdata_at_the_end_of_each_invocation_lands_in_cloudwatch() {
         1.0
     );
     assert_eq!(
-        stat("ColdStart", vec![("Service", "vigil-cw-test")])
-            .await
-            .0,
+        stat(
+            "ColdStart",
+            vec![
+                ("function_name", "vigil-cw-test"),
+                ("service", "vigil-cw-test")
+            ]
+        )
+        .await
+        .0,
         1.0
     );
     assert_eq!(
@@ -1162,7 +1261,7 @@ async fn the_sns_alert_carries_the_trace_to_its_subscribers() {
     let s = setup(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &url)], None);
     let _guard = tracing::dispatcher::set_default(&s.dispatch);
     let config = Config {
-        topic_arn: Some(topic_arn),
+        topic_arn: Some(topic_arn.clone()),
         min_severity: Severity::Medium,
         trace_url_template: Some("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#xray:traces/{xray_trace_id}".into()),
         ..Config::default()
@@ -1210,8 +1309,514 @@ async fn the_sns_alert_carries_the_trace_to_its_subscribers() {
     let link = format!("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#xray:traces/{root}");
     assert_eq!(ocsf["unmapped"]["trace_url"], link.as_str());
 
-    // The publish happened inside the exported alert span of that trace.
+    // The publish: a PRODUCER span inside the exported alert span of that
+    // trace, as the messaging and AWS SNS conventions describe a send.
     let spans = receiver.spans();
     let alert = one(&spans, "alert");
     assert_eq!(hex(&alert.trace_id), trace_hex);
+    let topic_name = topic_arn.rsplit(':').next().unwrap();
+    let send = one(&spans, &format!("send {topic_name}"));
+    assert_eq!(send.kind, SpanKind::Producer as i32);
+    assert_eq!(send.parent_span_id, alert.span_id);
+    assert_eq!(attr_str(send, "messaging.system"), Some("aws.sns"));
+    assert_eq!(attr_str(send, "messaging.operation.type"), Some("send"));
+    assert_eq!(attr_str(send, "messaging.operation.name"), Some("send"));
+    assert_eq!(
+        attr_str(send, "messaging.destination.name"),
+        Some(topic_name)
+    );
+    assert_eq!(
+        attr_str(send, "aws.sns.topic.arn"),
+        Some(topic_arn.as_str())
+    );
+    assert_eq!(
+        attr_str(send, "messaging.message.id"),
+        n["MessageId"].as_str(),
+        "the id SNS gave the message"
+    );
+    assert!(attr_str(send, "aws.request_id").is_some_and(|id| !id.is_empty()));
+    assert_ne!(
+        send.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    // The send span is the message's creation context: the subscriber links
+    // (or is parented) to it.
+    let send_id = hex(&send.span_id);
+    assert_eq!(tp, format!("00-{trace_hex}-{send_id}-01"));
+    assert_eq!(h, format!("Root={root};Parent={send_id};Sampled=1"));
+}
+
+// ---------------------------------------------------------------------------
+// The SQS-triggered function (`cloudtrail-logs`): the semantic conventions'
+// "Instrumenting AWS Lambda", section SQS.
+
+/// Log files from memory, by key.
+struct MemoryFiles(HashMap<String, Vec<u8>>);
+
+impl vigil::logfiles::LogFiles for MemoryFiles {
+    async fn open(
+        &self,
+        object: &vigil::sources::s3_notifications::ObjectRef,
+    ) -> Result<vigil::sources::log_file::EventStream, vigil::logfiles::LogFileError> {
+        let bytes = self.0.get(&object.key).cloned().unwrap_or_default();
+        Ok(vigil::sources::log_file::EventStream::from_async(
+            std::io::Cursor::new(bytes),
+        ))
+    }
+}
+
+/// A message of the function's queue as the event source mapping delivers
+/// it: an S3 notification naming `key`, the producer's X-Ray header (when
+/// any) in the `AWSTraceHeader` system attribute.
+fn sqs_record(id: &str, queue_arn: &str, key: &str, trace_header: Option<&str>) -> Value {
+    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+        "awsRegion": "us-east-1", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "org-trail"}, "object": {"key": key, "size": 100}}}]});
+    let mut attributes = json!({"ApproximateReceiveCount": "1", "SentTimestamp": "1714557600000",
+        "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1714557600001"});
+    if let Some(h) = trace_header {
+        attributes["AWSTraceHeader"] = json!(h);
+    }
+    json!({"messageId": id, "receiptHandle": "rh", "body": body.to_string(),
+        "attributes": attributes, "messageAttributes": {}, "md5OfBody": "x",
+        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"})
+}
+
+fn links_of(span: &Span) -> Vec<(String, String)> {
+    span.links
+        .iter()
+        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_sqs_batch_is_a_consumer_span_with_a_process_span_per_message() {
+    let (url, receiver) = Receiver::start().await;
+    let s = setup(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("AWS_LAMBDA_FUNCTION_NAME", "vigil-CloudTrailLogs-Fn"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+        None,
+    );
+    let _guard = tracing::dispatcher::set_default(&s.dispatch);
+    let rules = vigil::detect::RuleSet::bundled().unwrap();
+    let p = s
+        .telemetry
+        .instrument(Pipeline::builder(&Config::default()).sink(Box::new(TraceSink::default())))
+        .accept(&[Source::CloudTrail])
+        .detector(Arc::new(rules))
+        .build();
+    let stop_logging = json!({"eventVersion": "1.09", "eventTime": "2026-03-03T14:21:07Z",
+        "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.7",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice",
+            "accountId": "111122223333", "userName": "alice"},
+        "eventID": unique("evt"), "eventType": "AwsApiCall", "recipientAccountId": "111122223333"});
+    let file = json!({"Records": [stop_logging]}).to_string().into_bytes();
+    let files = MemoryFiles(HashMap::from([
+        ("a.json".to_string(), file.clone()),
+        ("b.json".to_string(), file.clone()),
+        ("c.json".to_string(), file),
+    ]));
+
+    // Two producers in traces of their own; a third message without one,
+    // whose sender wrote an AWSTraceHeader *message* attribute (ignored:
+    // only the system attribute carries the producer).
+    let queue_arn = "arn:aws:sqs:us-east-1:111122223333:vigil-logfiles";
+    let producer = |t: &str, p: &str| {
+        (
+            format!("Root=1-{:08x}-{t};Parent={p};Sampled=1", epoch_now()),
+            format!("{:08x}{t}", epoch_now()),
+            p.to_string(),
+        )
+    };
+    let p1 = producer("111111111111111111111111", "1111111111111111");
+    let p2 = producer("222222222222222222222222", "2222222222222222");
+    let mut spoofed = sqs_record("m3", queue_arn, "c.json", None);
+    spoofed["messageAttributes"] = json!({"AWSTraceHeader": {"stringValue": p1.0,
+        "dataType": "String", "stringListValues": [], "binaryListValues": []}});
+    let event = json!({"Records": [
+        sqs_record("m1", queue_arn, "a.json", Some(&p1.0)),
+        sqs_record("m2", queue_arn, "b.json", Some(&p2.0)),
+        spoofed,
+    ]});
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(event).unwrap();
+    let (header, _root, lambda_parent) = xray_header(1);
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.request_id = "req-sqs".into();
+    ctx.invoked_function_arn =
+        "arn:aws:lambda:us-east-1:123456789012:function:vigil-CloudTrailLogs-Fn".into();
+    ctx.xray_trace_id = Some(header);
+    let response = vigil::logfiles::handle_invocation(
+        &s.telemetry,
+        &p,
+        &files,
+        lambda_runtime::LambdaEvent::new(event, ctx),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+
+    let spans = receiver.spans();
+    let process = by_name(&spans, "process vigil-logfiles");
+    assert_eq!(process.len(), 4, "the batch's span and one per message");
+    let messaging = |sp: &Span| {
+        assert_eq!(sp.kind, SpanKind::Consumer as i32, "{}", sp.name);
+        assert_eq!(attr_str(sp, "faas.trigger"), Some("pubsub"));
+        assert_eq!(attr_str(sp, "messaging.system"), Some("aws_sqs"));
+        assert_eq!(attr_str(sp, "messaging.operation.type"), Some("process"));
+        assert_eq!(attr_str(sp, "messaging.operation.name"), Some("process"));
+        assert_eq!(
+            attr_str(sp, "messaging.destination.name"),
+            Some("vigil-logfiles")
+        );
+    };
+
+    // The invocation is the SQS event's span: child of the Lambda's X-Ray
+    // segment, linked to every message's producer.
+    let (batch, messages): (Vec<&Span>, Vec<&Span>) = process
+        .into_iter()
+        .partition(|sp| attr_str(sp, "faas.invocation_id").is_some());
+    let [batch] = batch.as_slice() else {
+        panic!("one batch span: {batch:?}")
+    };
+    messaging(batch);
+    assert_eq!(hex(&batch.parent_span_id), lambda_parent);
+    assert_eq!(attr_str(batch, "faas.invocation_id"), Some("req-sqs"));
+    assert!(
+        matches!(
+            attr(&batch.attributes, "messaging.batch.message_count"),
+            Some(AnyValue::IntValue(3))
+        ),
+        "{:?}",
+        batch.attributes
+    );
+    let producers = vec![(p1.1.clone(), p1.2.clone()), (p2.1.clone(), p2.2.clone())];
+    assert_eq!(links_of(batch), producers);
+
+    // A span per message under it, each linked to its own producer.
+    let mut messages = messages;
+    messages.sort_by_key(|sp| attr_str(sp, "messaging.message.id").map(str::to_string));
+    let ids: Vec<Option<&str>> = messages
+        .iter()
+        .map(|sp| attr_str(sp, "messaging.message.id"))
+        .collect();
+    assert_eq!(ids, [Some("m1"), Some("m2"), Some("m3")]);
+    for (i, m) in messages.iter().enumerate() {
+        messaging(m);
+        assert_eq!(m.parent_span_id, batch.span_id);
+        assert_eq!(m.trace_id, batch.trace_id);
+        let expected: Vec<(String, String)> = producers.get(i).cloned().into_iter().collect();
+        assert_eq!(links_of(m), expected, "message {i}");
+    }
+    // Each file's span, and its event's, under its message's span.
+    for file in by_name(&spans, "vigil.logfile") {
+        assert!(messages.iter().any(|m| m.span_id == file.parent_span_id));
+    }
+    assert_eq!(by_name(&spans, "vigil.event").len(), 3);
+
+    // The lines about a message carry its id as correlation id.
+    let processed: Vec<Value> = s
+        .logs
+        .json()
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("log file processed"))
+        })
+        .collect();
+    let correlation: Vec<&Value> = processed.iter().map(|l| &l["correlation_id"]).collect();
+    assert_eq!(correlation, [&json!("m1"), &json!("m2"), &json!("m3")]);
+}
+
+// ---------------------------------------------------------------------------
+// What the SDK reads from the process environment, in child processes.
+
+/// The variable that makes [`child_invocations`] run: a JSON list of
+/// `[request id, X-Ray header or null]`, one per invocation.
+const CHILD_PLAN: &str = "VIGIL_TELEMETRY_CHILD_PLAN";
+
+/// Runs [`child_invocations`] in a process of its own whose environment is
+/// exactly `env`, and returns the JSON lines it printed (its log and EMF
+/// lines, and one `{"alert": ...}` line per alert).
+async fn run_child(env: &[(&str, &str)], plan: &[(String, Option<String>)]) -> Vec<Value> {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["child_invocations", "--exact", "--ignored", "--nocapture"])
+        .env_clear()
+        .envs(env.iter().copied())
+        .env(CHILD_PLAN, serde_json::to_string(plan).unwrap());
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The test harness may write its own words before a line's JSON.
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+        .collect()
+}
+
+/// Invocations as the deployed function runs them: telemetry configured by
+/// the process environment (`TelemetryConfig::from_env`), logs and EMF on
+/// stdout. Run by [`run_child`] only.
+#[tokio::test]
+#[ignore = "run by the tests of the SDK's environment, in a process of its own"]
+async fn child_invocations() {
+    let Ok(plan) = std::env::var(CHILD_PLAN) else {
+        return;
+    };
+    let plan: Vec<(String, Option<String>)> = serde_json::from_str(&plan).unwrap();
+    let (config, problems) = TelemetryConfig::from_env("guardduty");
+    let (telemetry, dispatch) =
+        Telemetry::build(config, TelemetryOptions::lambda("guardduty"), None).unwrap();
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    // As `telemetry::init` logs them.
+    for p in problems {
+        tracing::error!(error = %p, "telemetry configuration ignored");
+    }
+    let sink = TraceSink::default();
+    let p = pipeline(&telemetry, sink.clone(), None);
+    for (request_id, header) in &plan {
+        let event = lambda_event(gd_event(&unique("evt"), 8.0), request_id, header.as_deref());
+        app::handle_invocation(&telemetry, &p, event).await.unwrap();
+    }
+    for a in sink.seen.lock().unwrap().iter() {
+        let line = json!({"alert": {"traceparent": a.traceparent,
+            "aws_trace_header": a.aws_trace_header, "trace": a.finding.trace}});
+        println!("{line}");
+    }
+}
+
+/// The finding lines a child logged, by request id.
+fn finding_lines(lines: &[Value]) -> HashMap<String, Value> {
+    lines
+        .iter()
+        .filter(|l| l.get("level").is_some() && l.get("finding_id").is_some())
+        .map(|l| {
+            (
+                l["function_request_id"].as_str().unwrap().to_string(),
+                l.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The configuration problems a child logged.
+fn problems(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l["message"] == "telemetry configuration ignored")
+        .collect()
+}
+
+/// The trace ids of the exported invocation spans.
+fn exported_traces(receiver: &Receiver) -> std::collections::HashSet<String> {
+    receiver
+        .spans()
+        .iter()
+        .filter(|s| attr_str(s, "faas.invocation_id").is_some())
+        .map(|s| hex(&s.trace_id))
+        .collect()
+}
+
+/// An X-Ray header with a root of its own (`tag`: 24 hex digits).
+fn header_tagged(tag: &str, sampled: u8) -> (String, String) {
+    let (header, root, _) = xray_header(sampled);
+    (
+        header.replace("bd862e3fe1be46a994272793", tag),
+        root.replace("bd862e3fe1be46a994272793", tag),
+    )
+}
+
+#[tokio::test]
+async fn the_exporter_reads_its_endpoint_and_headers_from_the_environment() {
+    let (url, receiver) = Receiver::start().await;
+    let plan = vec![("req-env".to_string(), None)];
+    let lines = run_child(
+        &[
+            // A base URL: the exporter appends /v1/traces.
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("{url}/")),
+            // %-encoded values, decoded by the exporter.
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-honeycomb-team=abc%3D%3D, x-other = 1",
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=test",
+            ),
+            ("OTEL_SERVICE_NAME", "vigil-child"),
+        ],
+        &plan,
+    )
+    .await;
+    assert_eq!(finding_lines(&lines).len(), 1, "{lines:?}");
+    assert!(problems(&lines).is_empty(), "{lines:?}");
+    let requests = receiver.requests();
+    assert!(!requests.is_empty(), "nothing exported");
+    for r in &requests {
+        assert_eq!(r.path, "/v1/traces");
+        assert_eq!(
+            r.headers.get("x-honeycomb-team").map(String::as_str),
+            Some("abc==")
+        );
+        assert_eq!(r.headers.get("x-other").map(String::as_str), Some("1"));
+    }
+    for attrs in receiver.resources() {
+        assert!(matches!(attr(&attrs, "deployment.environment.name"),
+            Some(AnyValue::StringValue(v)) if v == "test"));
+        assert!(matches!(attr(&attrs, "service.name"),
+            Some(AnyValue::StringValue(v)) if v == "vigil-child"));
+    }
+}
+
+#[tokio::test]
+async fn always_off_exports_nothing_and_the_ids_still_flow() {
+    let (url, receiver) = Receiver::start().await;
+    let (h1, root1) = header_tagged("aaaaaaaaaaaaaaaaaaaaaaaa", 1);
+    let (h2, root2) = header_tagged("bbbbbbbbbbbbbbbbbbbbbbbb", 1);
+    let plan = vec![
+        ("req-1".to_string(), Some(h1)),
+        ("req-2".to_string(), Some(h2)),
+    ];
+    let lines = run_child(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+        &plan,
+    )
+    .await;
+    assert!(problems(&lines).is_empty(), "{lines:?}");
+    assert!(receiver.requests().is_empty(), "always_off exported spans");
+    // The trace ids are still the invocations' X-Ray roots, in the logs and
+    // in the alerts, marked not sampled.
+    let findings = finding_lines(&lines);
+    let alerts: Vec<&Value> = lines.iter().filter_map(|l| l.get("alert")).collect();
+    assert_eq!(alerts.len(), 2);
+    for (request, root) in [("req-1", &root1), ("req-2", &root2)] {
+        let trace_hex = root.strip_prefix("1-").unwrap().replace('-', "");
+        let l = &findings[request];
+        assert_eq!(l["trace_id"], trace_hex.as_str(), "{l}");
+        assert_eq!(l["xray_trace_id"], root.as_str(), "{l}");
+        assert_eq!(l["trace_flags"], "00", "{l}");
+        let alert = alerts
+            .iter()
+            .find(|a| a["trace"]["trace_id"] == trace_hex.as_str())
+            .unwrap_or_else(|| panic!("no alert in trace {trace_hex}: {alerts:?}"));
+        let tp = alert["traceparent"].as_str().unwrap();
+        assert!(
+            tp.starts_with(&format!("00-{trace_hex}-")) && tp.ends_with("-00"),
+            "{tp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trace_id_ratio_is_honoured() {
+    let (url, receiver) = Receiver::start().await;
+    let n = 200;
+    let plan: Vec<(String, Option<String>)> = (0..n).map(|i| (format!("req-{i}"), None)).collect();
+    let lines = run_child(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ],
+        &plan,
+    )
+    .await;
+    assert!(problems(&lines).is_empty(), "{lines:?}");
+    let findings = finding_lines(&lines);
+    assert_eq!(findings.len(), n);
+    let exported = exported_traces(&receiver);
+    // 50 expected; the bounds are five standard deviations either side.
+    assert!(
+        (20..=80).contains(&exported.len()),
+        "{} of {n} traces exported at a ratio of 0.25",
+        exported.len()
+    );
+    // Exactly the traces the logs say were sampled, each exported whole.
+    let sampled: std::collections::HashSet<String> = findings
+        .values()
+        .filter(|l| l["trace_flags"] == "01")
+        .map(|l| l["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(exported, sampled);
+    let events: std::collections::HashSet<String> = by_name(&receiver.spans(), "vigil.event")
+        .iter()
+        .map(|s| hex(&s.trace_id))
+        .collect();
+    assert_eq!(events, exported);
+}
+
+#[tokio::test]
+async fn parent_based_sampling_follows_the_lambda_header() {
+    let (url, receiver) = Receiver::start().await;
+    let (sampled, sampled_root) = header_tagged("dddddddddddddddddddddddd", 1);
+    let (unsampled, unsampled_root) = header_tagged("eeeeeeeeeeeeeeeeeeeeeeee", 0);
+    let plan = vec![
+        ("req-in".to_string(), Some(sampled)),
+        ("req-out".to_string(), Some(unsampled)),
+    ];
+    let lines = run_child(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
+        ],
+        &plan,
+    )
+    .await;
+    assert!(problems(&lines).is_empty(), "{lines:?}");
+    let hex_of = |root: &str| root.strip_prefix("1-").unwrap().replace('-', "");
+    let exported = exported_traces(&receiver);
+    assert_eq!(
+        exported,
+        std::collections::HashSet::from([hex_of(&sampled_root)]),
+        "only the invocation X-Ray sampled"
+    );
+    let findings = finding_lines(&lines);
+    assert_eq!(findings["req-in"]["trace_flags"], "01");
+    assert_eq!(findings["req-out"]["trace_flags"], "00");
+    assert_eq!(
+        findings["req-out"]["trace_id"],
+        hex_of(&unsampled_root).as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_sampler_the_sdk_does_not_have_is_logged_and_left_to_its_default() {
+    let (url, receiver) = Receiver::start().await;
+    let plan = vec![("req-bad".to_string(), None)];
+    let lines = run_child(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ],
+        &plan,
+    )
+    .await;
+    let logged = problems(&lines);
+    assert_eq!(logged.len(), 1, "{lines:?}");
+    assert_eq!(logged[0]["level"], "ERROR");
+    let error = logged[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("OTEL_TRACES_SAMPLER") && error.contains("sometimes"),
+        "{error}"
+    );
+    // The SDK's own fallback, parentbased_always_on: a root invocation is
+    // sampled and exported.
+    assert_eq!(exported_traces(&receiver).len(), 1);
+    assert_eq!(finding_lines(&lines)["req-bad"]["trace_flags"], "01");
 }

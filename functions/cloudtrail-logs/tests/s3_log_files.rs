@@ -1,16 +1,26 @@
 //! The real `cloudtrail-logs` binary under cargo-lambda's Lambda runtime
 //! emulator, reading gzip CloudTrail log files from moto's S3, named by S3
 //! notifications in every shape the function takes (moto's own S3 → SQS
-//! notifications, SNS-wrapped, EventBridge), publishing to moto's SNS.
+//! notifications, SNS-wrapped, EventBridge), publishing to moto's SNS; and
+//! its spans, exported to an OTLP receiver on loopback, as the semantic
+//! conventions for Lambda's SQS trigger describe them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    QueueAttributeName,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
+use prost::Message;
 use serde_json::{json, Value};
 use vigil::detect::{RuleSet, RuleSource};
 use vigil::sinks::MemorySink;
@@ -133,17 +143,26 @@ fn counts(subjects: impl IntoIterator<Item = String>) -> BTreeMap<String, usize>
     m
 }
 
-/// The Lambda SQS event for received messages, as the event source mapping builds it.
+/// The Lambda SQS event for received messages, as the event source mapping
+/// builds it (with the `AWSTraceHeader` system attribute SQS returned).
 fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|m| {
+            let mut attributes = json!({"ApproximateReceiveCount": "1",
+                "SentTimestamp": "1714557600000", "SenderId": "AIDAEXAMPLE",
+                "ApproximateFirstReceiveTimestamp": "1714557600001"});
+            if let Some(h) = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+            {
+                attributes["AWSTraceHeader"] = json!(h);
+            }
             json!({
                 "messageId": m.message_id().unwrap_or_default(),
                 "receiptHandle": m.receipt_handle().unwrap_or_default(),
                 "body": m.body().unwrap_or_default(),
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1714557600000",
-                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1714557600001"},
+                "attributes": attributes,
                 "messageAttributes": {},
                 "md5OfBody": m.md5_of_body().unwrap_or_default(),
                 "eventSource": "aws:sqs",
@@ -309,14 +328,41 @@ async fn log_files_alert_and_only_the_bad_files_fail() {
         "time": "2024-05-01T10:10:30Z", "region": "us-east-1", "resources": [format!("arn:aws:s3:::{bucket}")],
         "detail": {"version": "0", "bucket": {"name": bucket},
             "object": {"key": key_not_json, "size": 60}, "reason": "PutObject"}});
-    for body in [
+    // Each sent by a producer in a trace of its own, whose context SQS keeps
+    // in the AWSTraceHeader system attribute.
+    let producer = |i: usize| {
+        format!(
+            "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=1",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            0xabc0 + i,
+            0x5150 + i
+        )
+    };
+    let mut producers = Vec::new();
+    for (i, body) in [
         sns_wrapped.to_string(),
         eventbridge.to_string(),
         "hello".to_string(),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let header = producer(i);
+        producers.push(header.clone());
         sqs.send_message()
             .queue_url(&queue_url)
             .message_body(body)
+            .message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(header)
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .unwrap();
@@ -332,6 +378,7 @@ async fn log_files_alert_and_only_the_bad_files_fail() {
             .queue_url(&queue_url)
             .max_number_of_messages(10)
             .visibility_timeout(300)
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
             .send()
             .await
             .unwrap();
@@ -356,6 +403,7 @@ async fn log_files_alert_and_only_the_bad_files_fail() {
     id_where(&|b| b.contains("a+copy.json.gz"));
 
     let rules_dir_str = rules_dir.display().to_string();
+    let (otlp, exported) = otlp_receiver();
     let Some(function) = LambdaFunction::start(
         Path::new(env!("CARGO_BIN_EXE_cloudtrail-logs")),
         &[
@@ -363,6 +411,7 @@ async fn log_files_alert_and_only_the_bad_files_fail() {
             ("VIGIL_RULES_DIR", &rules_dir_str),
             ("AWS_ENDPOINT_URL", &endpoint),
             ("AWS_REGION", "us-east-1"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
         ],
     ) else {
         return;
@@ -418,5 +467,155 @@ async fn log_files_alert_and_only_the_bad_files_fail() {
         !logs.contains("digest.json.gz"),
         "digest files are not read"
     );
+    let queue_name = queue_arn.rsplit(':').next().unwrap();
+    assert_sqs_spans(&exported.spans(), queue_name, &messages, &producers);
     let _ = std::fs::remove_dir_all(&rules_dir);
+}
+
+/// The spans of the invocation, as the semantic conventions' "Instrumenting
+/// AWS Lambda" (SQS) asks: the invocation is the SQS event's CONSUMER span
+/// `process <queue>`, linked to the producers; each message a CONSUMER span
+/// `process <queue>` under it, linked to its own producer.
+fn assert_sqs_spans(
+    spans: &[Span],
+    queue: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    producers: &[String],
+) {
+    let name = format!("process {queue}");
+    let process: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(process.len(), messages.len() + 1, "{:?}", names(spans));
+    let str_attr = |s: &Span, k: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+    };
+    let text = |v: &str| Some(AnyValue::StringValue(v.to_string()));
+    for s in &process {
+        assert_eq!(s.kind, SpanKind::Consumer as i32, "{}", s.name);
+        assert_eq!(str_attr(s, "messaging.system"), text("aws_sqs"));
+        assert_eq!(str_attr(s, "messaging.operation.type"), text("process"));
+        assert_eq!(str_attr(s, "messaging.destination.name"), text(queue));
+        assert_eq!(str_attr(s, "faas.trigger"), text("pubsub"));
+    }
+    let (batch, per_message): (Vec<&Span>, Vec<&Span>) = process
+        .into_iter()
+        .partition(|s| str_attr(s, "faas.invocation_id").is_some());
+    assert_eq!(batch.len(), 1);
+    let batch = batch[0];
+    assert_eq!(
+        str_attr(batch, "messaging.batch.message_count"),
+        Some(AnyValue::IntValue(messages.len() as i64))
+    );
+    // The producers' contexts, as X-Ray headers, to compare with the links.
+    let header_of = |l: &opentelemetry_proto::tonic::trace::v1::span::Link| {
+        let t = hex(&l.trace_id);
+        format!(
+            "Root=1-{}-{};Parent={};Sampled=1",
+            &t[..8],
+            &t[8..],
+            hex(&l.span_id)
+        )
+    };
+    let mut linked: Vec<String> = batch.links.iter().map(header_of).collect();
+    linked.sort();
+    let mut expected = producers.to_vec();
+    expected.sort();
+    assert_eq!(linked, expected, "the batch links every producer");
+    for m in messages {
+        let id = m.message_id().unwrap();
+        let span = per_message
+            .iter()
+            .find(|s| str_attr(s, "messaging.message.id") == text(id))
+            .unwrap_or_else(|| panic!("no span for message {id}"));
+        assert_eq!(span.parent_span_id, batch.span_id);
+        let producer = m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader));
+        let links: Vec<String> = span.links.iter().map(header_of).collect();
+        assert_eq!(links, producer.into_iter().cloned().collect::<Vec<_>>());
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn names(spans: &[Span]) -> Vec<&str> {
+    spans.iter().map(|s| s.name.as_str()).collect()
+}
+
+/// What an OTLP/HTTP receiver on loopback got.
+#[derive(Clone, Default)]
+struct Exported(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Exported {
+    /// Every span received, decoded with the official protobuf types.
+    fn spans(&self) -> Vec<Span> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|body| {
+                ExportTraceServiceRequest::decode(body.as_slice())
+                    .expect("an OTLP ExportTraceServiceRequest")
+                    .resource_spans
+            })
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+            .collect()
+    }
+}
+
+/// An OTLP/HTTP receiver (HTTP/1.1, Content-Length bodies, 200), on a thread.
+fn otlp_receiver() -> (String, Exported) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let exported = Exported::default();
+    let store = exported.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let store = store.clone();
+            std::thread::spawn(move || serve(stream, &store));
+        }
+    });
+    (url, exported)
+}
+
+fn serve(stream: std::net::TcpStream, store: &Exported) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if line.starts_with("POST /v1/traces ") {
+            store.0.lock().unwrap().push(body);
+        }
+        let _ = reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    }
 }

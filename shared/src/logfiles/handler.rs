@@ -1,5 +1,11 @@
 //! The Lambda's SQS batch: messages of S3 notifications, each naming log
 //! files, each file processed alone.
+//!
+//! Spans, as the semantic conventions for Lambda's SQS trigger ask: the
+//! invocation is the batch's `process <queue>` consumer span (linked to every
+//! message's producer), each message a `process <queue>` consumer span under
+//! it (linked to its producer), each file a `vigil.logfile` span under that
+//! ([`crate::telemetry::messaging`]).
 
 use std::time::Instant;
 
@@ -9,7 +15,8 @@ use tracing::{info_span, Instrument};
 use super::{process_file, LogFileError, LogFiles};
 use crate::pipeline::Pipeline;
 use crate::sources::s3_notifications;
-use crate::telemetry::{InvocationInfo, Telemetry, Trigger};
+use crate::telemetry::messaging::{sqs_message_span, MessageBatch};
+use crate::telemetry::{record_exception, InvocationInfo, Telemetry, Trigger};
 
 /// Why a whole batch failed (Lambda then retries every message in it).
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +36,12 @@ pub(super) async fn handle_batch<F: LogFiles>(
 ) -> Result<SqsBatchResponse, BatchError> {
     let mut response = SqsBatchResponse::default();
     for message in event.records {
-        if let Err(e) = handle_message(pipeline, files, &message).await {
+        let span = sqs_message_span(&message);
+        let result = handle_message(pipeline, files, &message)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = result {
+            record_exception(&span, e.kind(), &e.to_string());
             let Some(id) = message.message_id.as_deref().filter(|id| !id.is_empty()) else {
                 // Without an id the failure cannot be reported alone: fail
                 // the batch rather than lose the file.
@@ -42,9 +54,10 @@ pub(super) async fn handle_batch<F: LogFiles>(
     Ok(response)
 }
 
-/// Handles one Lambda invocation with telemetry: the invocation span (X-Ray
-/// parent, `faas.*` attributes, the message id as correlation id when the
-/// batch has one message), `handle_batch` inside it, then spans and
+/// Handles one Lambda invocation with telemetry: the invocation span (the
+/// SQS event's consumer span: X-Ray parent, `faas.*` and `messaging.*`
+/// attributes, links to the producers, the message id as correlation id
+/// when the batch has one message), `handle_batch` inside it, then spans and
 /// metrics flushed before returning.
 pub async fn handle_invocation<F: LogFiles>(
     telemetry: &Telemetry,
@@ -53,7 +66,9 @@ pub async fn handle_invocation<F: LogFiles>(
     event: lambda_runtime::LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
     let lambda_runtime::LambdaEvent { payload, context } = event;
-    let mut invocation = telemetry.invocation(InvocationInfo::new(&context, Trigger::PubSub));
+    let info =
+        InvocationInfo::new(&context, Trigger::PubSub).with_messages(MessageBatch::sqs(&payload));
+    let mut invocation = telemetry.invocation(info);
     if let [only] = payload.records.as_slice() {
         if let Some(id) = &only.message_id {
             invocation = invocation.correlation_id(id);
@@ -73,6 +88,16 @@ enum MessageError {
         #[source]
         source: LogFileError,
     },
+}
+
+impl MessageError {
+    /// `exception.type` on the message's span.
+    fn kind(&self) -> &'static str {
+        match self {
+            MessageError::Notification(_) => "not_a_notification",
+            MessageError::File { .. } => "log_file",
+        }
+    }
 }
 
 async fn handle_message<F: LogFiles>(
@@ -107,9 +132,11 @@ async fn handle_message<F: LogFiles>(
         let _entered = span.enter();
         match result {
             Ok(r) => {
-                span.record("vigil.records", r.records);
-                span.record("vigil.findings", r.findings);
-                span.record("vigil.alerts", r.alerts);
+                // i64s: `tracing-opentelemetry` exports other integers as text.
+                let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                span.record("vigil.records", int(r.records));
+                span.record("vigil.findings", int(r.findings));
+                span.record("vigil.alerts", int(r.alerts));
                 tracing::info!(
                     vigil.bucket = %object.bucket,
                     vigil.key = %object.key,

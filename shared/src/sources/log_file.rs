@@ -310,7 +310,7 @@ impl EventStream {
 
     /// Reads an async source (an S3 object body) through
     /// [`tokio_util::io::SyncIoBridge`] on the blocking thread.
-    pub(crate) fn from_async<R: AsyncRead + Send + 'static>(reader: R) -> EventStream {
+    pub fn from_async<R: AsyncRead + Send + 'static>(reader: R) -> EventStream {
         EventStream::spawn(tokio_util::io::SyncIoBridge::new(Box::pin(reader)))
     }
 

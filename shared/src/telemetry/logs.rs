@@ -1,4 +1,5 @@
-//! JSON log lines with the keys Powertools for AWS Lambda made standard, plus
+//! JSON log lines with the keys Powertools for AWS Lambda made standard
+//! (its Logger's standard keys and those `inject_lambda_context` adds), plus
 //! the OpenTelemetry ids, so one CloudWatch Logs Insights query by `trace_id`
 //! finds everything Vigil logged about an event.
 //!
@@ -20,19 +21,29 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, Scope};
 use tracing_subscriber::Layer;
 
-use super::{jsonw, xray};
+use super::{jsonw, TelemetryConfig};
 
-/// The keys every line carries, in this order (null when unknown).
-pub const LOG_KEYS: [&str; 11] = [
+/// The keys every line carries, in this order (null when unknown):
+/// Powertools' `level`, `message`, `timestamp`, `service`, `xray_trace_id`
+/// (the invocation's own X-Ray root from `_X_AMZN_TRACE_ID`), `cold_start`,
+/// `function_name`, `function_arn` (the invoked ARN), `function_memory_size`
+/// (MB, a number), `function_request_id`, `correlation_id`; and the current
+/// span's OpenTelemetry `trace_id`, `span_id` and `trace_flags` (W3C hex:
+/// `01` sampled, `00` not), named as the OpenTelemetry log data model names
+/// them.
+pub const LOG_KEYS: [&str; 14] = [
     "level",
     "message",
     "timestamp",
     "service",
     "trace_id",
     "span_id",
+    "trace_flags",
     "xray_trace_id",
     "cold_start",
     "function_name",
+    "function_arn",
+    "function_memory_size",
     "function_request_id",
     "correlation_id",
 ];
@@ -111,23 +122,29 @@ impl Capture {
 }
 
 /// Span fields the log layer lifts onto every line logged inside the span.
-/// The invocation span sets the first three; `vigil.event` sets the event id.
+/// The invocation span sets all but the event id, which `vigil.event` sets
+/// (and an SQS message's span, the correlation id).
 #[derive(Debug, Default, Clone)]
 struct Lifted {
     request_id: Option<String>,
     cold_start: Option<bool>,
     correlation_id: Option<String>,
     event_id: Option<String>,
+    function_arn: Option<String>,
+    xray_trace_id: Option<String>,
 }
 
 impl Visit for Lifted {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "faas.invocation_id" | "requestId" => self.request_id = Some(value.to_string()),
-            "vigil.correlation_id" => self.correlation_id = Some(value.to_string()),
-            "vigil.event_id" => self.event_id = Some(value.to_string()),
-            _ => {}
-        }
+        let slot = match field.name() {
+            "faas.invocation_id" | "requestId" => &mut self.request_id,
+            "vigil.correlation_id" => &mut self.correlation_id,
+            "vigil.event_id" => &mut self.event_id,
+            "aws.lambda.invoked_arn" => &mut self.function_arn,
+            "vigil.xray_trace_id" => &mut self.xray_trace_id,
+            _ => return,
+        };
+        *slot = Some(value.to_string());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -154,6 +171,8 @@ fn is_lifted(name: &str) -> bool {
             | "vigil.correlation_id"
             | "vigil.event_id"
             | "faas.coldstart"
+            | "aws.lambda.invoked_arn"
+            | "vigil.xray_trace_id"
     )
 }
 
@@ -162,6 +181,8 @@ pub(crate) struct JsonLogLayer {
     output: Output,
     service: Arc<str>,
     function_name: Arc<str>,
+    /// `function_memory_size`: the same for every invocation of a process.
+    memory_mb: Option<u64>,
     /// True until the first invocation starts: lines logged outside any
     /// invocation during start-up belong to the cold start.
     cold: Arc<AtomicBool>,
@@ -170,14 +191,14 @@ pub(crate) struct JsonLogLayer {
 impl JsonLogLayer {
     pub(crate) fn new(
         output: Output,
-        service: &str,
-        function_name: &str,
+        config: &TelemetryConfig,
         cold: Arc<AtomicBool>,
     ) -> JsonLogLayer {
         JsonLogLayer {
             output,
-            service: service.into(),
-            function_name: function_name.into(),
+            service: config.service.as_str().into(),
+            function_name: config.function_name.as_str().into(),
+            memory_mb: config.function_memory_mb,
             cold,
         }
     }
@@ -238,6 +259,12 @@ impl Lifted {
             if ctx_fields.cold_start.is_none() {
                 ctx_fields.cold_start = l.cold_start;
             }
+            if ctx_fields.function_arn.is_none() {
+                ctx_fields.function_arn.clone_from(&l.function_arn);
+            }
+            if ctx_fields.xray_trace_id.is_none() {
+                ctx_fields.xray_trace_id.clone_from(&l.xray_trace_id);
+            }
             if ctx_fields.correlation_id.is_none() {
                 ctx_fields.correlation_id = l.correlation_id.clone().or(l.event_id.clone());
             }
@@ -251,7 +278,7 @@ impl Lifted {
 struct SpanIds {
     trace_id: Option<String>,
     span_id: Option<String>,
-    xray_trace_id: Option<String>,
+    trace_flags: Option<String>,
 }
 
 impl SpanIds {
@@ -267,7 +294,7 @@ impl SpanIds {
         SpanIds {
             trace_id: Some(format!("{:032x}", sc.trace_id())),
             span_id: Some(format!("{:016x}", sc.span_id())),
-            xray_trace_id: Some(xray::xray_trace_id(sc.trace_id())),
+            trace_flags: Some(format!("{:02x}", sc.trace_flags().to_u8())),
         }
     }
 }
@@ -309,12 +336,21 @@ impl JsonLogLayer {
         str_or_null(&mut line, ids.trace_id.as_deref());
         jsonw::push_key(&mut line, "span_id");
         str_or_null(&mut line, ids.span_id.as_deref());
+        jsonw::push_key(&mut line, "trace_flags");
+        str_or_null(&mut line, ids.trace_flags.as_deref());
         jsonw::push_key(&mut line, "xray_trace_id");
-        str_or_null(&mut line, ids.xray_trace_id.as_deref());
+        str_or_null(&mut line, lifted.xray_trace_id.as_deref());
         jsonw::push_key(&mut line, "cold_start");
         line.push_str(if cold_start { "true" } else { "false" });
         jsonw::push_key(&mut line, "function_name");
         jsonw::push_str(&mut line, &self.function_name);
+        jsonw::push_key(&mut line, "function_arn");
+        str_or_null(&mut line, lifted.function_arn.as_deref());
+        jsonw::push_key(&mut line, "function_memory_size");
+        match self.memory_mb {
+            Some(mb) => line.push_str(&mb.to_string()),
+            None => line.push_str("null"),
+        }
         jsonw::push_key(&mut line, "function_request_id");
         str_or_null(&mut line, lifted.request_id.as_deref());
         jsonw::push_key(&mut line, "correlation_id");

@@ -7,14 +7,18 @@
 //! in [`Telemetry::invocation`]). Then:
 //!
 //! - **Traces** ([`traces`]): an OpenTelemetry tracer provider with the X-Ray
-//!   id generator, fed by `tracing` spans. Exported over OTLP/HTTP protobuf
-//!   only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set,
-//!   with `OTEL_EXPORTER_OTLP_HEADERS` (e.g. `x-honeycomb-team=<key>`) and a
-//!   short timeout; flushed at the end of each invocation, after the alert.
+//!   id generator, fed by `tracing` spans that follow the semantic
+//!   conventions (the invocation span: [`Telemetry::invocation`]; SQS
+//!   messages: [`messaging`]). Exported over OTLP/HTTP protobuf only when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set; the
+//!   SDK reads the endpoint, headers and sampler from the standard variables
+//!   itself ([`TelemetryConfig`] says what Vigil reads). Flushed at the end of
+//!   each invocation, after the alert, within a short timeout.
 //! - **Logs** ([`logs`]): one JSON object a line with the Powertools keys plus
-//!   `trace_id` and `span_id`.
+//!   `trace_id`, `span_id` and `trace_flags`.
 //! - **Metrics** ([`metrics`]): EMF lines on stdout, or `PutMetricData` once per
-//!   invocation, recorded in each event's `metrics` span.
+//!   invocation, recorded in each event's `metrics` span; `ColdStart` as
+//!   Powertools emits it.
 //!
 //! Telemetry never fails an invocation: a bad `OTEL_*`/`VIGIL_LOG_LEVEL`/
 //! `VIGIL_METRICS` value is logged and replaced by its default, and export
@@ -23,6 +27,7 @@
 mod invocation;
 mod jsonw;
 pub mod logs;
+pub mod messaging;
 pub mod metrics;
 mod settings;
 pub mod traces;
@@ -47,7 +52,7 @@ pub use metrics::{
     Recorder,
 };
 pub use settings::{TelemetryConfig, TelemetryOptions, DEFAULT_EXPORT_TIMEOUT};
-pub use traces::{current_trace_context, record_exception, ExportSettings};
+pub use traces::{current_trace_context, record_exception, ExportSettings, Sampling};
 
 use crate::pipeline::{EventObserverFn, PipelineBuilder};
 
@@ -128,10 +133,19 @@ impl Telemetry {
         options: TelemetryOptions,
         metrics: Option<Arc<dyn MetricsSink>>,
     ) -> Result<(Telemetry, Dispatch), TelemetryError> {
-        let tracing = traces::build(resource(&config, &options), config.export.as_ref())?;
+        let (spans, problem) = traces::build(
+            resource(&config, &options),
+            config.export.as_ref(),
+            config.sampling,
+        );
         let metrics = metrics.unwrap_or_else(|| metrics_sink(&config, &options));
         let cold = Arc::new(AtomicBool::new(true));
-        let subscriber = subscriber(&config, &options, &tracing, cold.clone())?;
+        let subscriber = subscriber(&config, &options, &spans, cold.clone())?;
+        if let Some(e) = problem {
+            tracing::dispatcher::with_default(&subscriber, || {
+                tracing::error!(error = %e, "spans are not exported");
+            });
+        }
         let recorder = Recorder {
             service: config.service.clone(),
             by_account: config.by_account,
@@ -141,7 +155,7 @@ impl Telemetry {
                 config,
                 recorder,
                 metrics,
-                tracing,
+                tracing: spans,
                 cold,
             }),
         };
@@ -226,7 +240,10 @@ impl Telemetry {
     }
 }
 
-/// The OpenTelemetry resource: the service and, on Lambda, the function.
+/// The OpenTelemetry resource: the service and, on Lambda, the function, as
+/// the AWS Lambda resource detector of the semantic conventions sets it
+/// (plus `faas.max_memory` and `faas.instance` from the FaaS resource
+/// conventions). The SDK's builder adds `OTEL_RESOURCE_ATTRIBUTES`.
 fn resource(config: &TelemetryConfig, options: &TelemetryOptions) -> Resource {
     let mut resource = Resource::builder()
         .with_service_name(config.service.clone())
@@ -235,6 +252,14 @@ fn resource(config: &TelemetryConfig, options: &TelemetryOptions) -> Resource {
         resource = resource
             .with_attribute(KeyValue::new("cloud.platform", "aws_lambda"))
             .with_attribute(KeyValue::new("faas.name", config.function_name.clone()));
+        if let Some(mb) = config.function_memory_mb {
+            // Bytes: the variable's MB times 1,048,576.
+            let bytes = i64::try_from(mb << 20).unwrap_or(i64::MAX);
+            resource = resource.with_attribute(KeyValue::new("faas.max_memory", bytes));
+        }
+        if let Some(stream) = &config.log_stream {
+            resource = resource.with_attribute(KeyValue::new("faas.instance", stream.clone()));
+        }
     }
     if let Some(r) = &config.region {
         resource = resource.with_attribute(KeyValue::new("cloud.region", r.clone()));
@@ -273,13 +298,8 @@ fn subscriber(
                 name: "VIGIL_LOG_LEVEL",
                 message: e.to_string(),
             })?;
-    let log_layer = logs::JsonLogLayer::new(
-        options.logs.clone(),
-        &config.service,
-        &config.function_name,
-        cold,
-    )
-    .with_filter(log_filter);
+    let log_layer =
+        logs::JsonLogLayer::new(options.logs.clone(), config, cold).with_filter(log_filter);
     // Spans Vigil and the SDK open at info; the runtime's own invocation
     // span is left out (Vigil's invocation span replaces it, with the
     // X-Ray parent the runtime's lacks).

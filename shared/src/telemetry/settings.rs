@@ -1,9 +1,18 @@
-//! Telemetry settings from the environment: the standard `OTEL_*`
-//! variables, the Lambda's own, and Vigil's `VIGIL_LOG_LEVEL`,
-//! `VIGIL_METRICS`, `VIGIL_METRICS_NAMESPACE`, `VIGIL_METRICS_BY_ACCOUNT`.
-//! Malformed values are problems to log, never a reason not to start.
+//! Telemetry settings from the environment: what the OpenTelemetry SDK does
+//! not read itself, the Lambda's own variables, and Vigil's
+//! `VIGIL_LOG_LEVEL`, `VIGIL_METRICS`, `VIGIL_METRICS_NAMESPACE`,
+//! `VIGIL_METRICS_BY_ACCOUNT`. Malformed values are problems to log, never a
+//! reason not to start.
+//!
+//! The SDK reads the rest of the standard variables on its own, from the
+//! process environment: `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`
+//! (`opentelemetry_sdk`'s tracer configuration), the exporter's endpoint,
+//! headers, protocol and compression (`opentelemetry-otlp`'s builder),
+//! `OTEL_RESOURCE_ATTRIBUTES` and the span limits. Vigil only looks at them
+//! where it has to decide something the SDK does not: whether to export at
+//! all, which HTTP connector to build, how long to wait, and which sampler is
+//! the default.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::level_filters::LevelFilter;
@@ -11,7 +20,7 @@ use tracing_subscriber::filter::EnvFilter;
 
 use super::logs::Output;
 use super::metrics::{self, MetricsMode};
-use super::traces::ExportSettings;
+use super::traces::{ExportSettings, Sampling};
 use super::TelemetryError;
 use crate::env::Env;
 
@@ -20,16 +29,20 @@ use crate::env::Env;
 /// when the backend is unreachable.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Settings from the environment: the standard `OTEL_*` variables, the
-/// Lambda's own, and Vigil's `VIGIL_LOG_LEVEL`, `VIGIL_METRICS`,
-/// `VIGIL_METRICS_NAMESPACE`, `VIGIL_METRICS_BY_ACCOUNT`.
+/// Settings from the environment (see the module documentation for what
+/// the SDK reads itself).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// `OTEL_SERVICE_NAME`, else the Lambda function name, else the default.
     pub service: String,
     /// `AWS_LAMBDA_FUNCTION_NAME`, else the service.
     pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`.
     pub function_version: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB.
+    pub function_memory_mb: Option<u64>,
+    /// `AWS_LAMBDA_LOG_STREAM_NAME`: the execution environment.
+    pub log_stream: Option<String>,
     pub region: Option<String>,
     /// `VIGIL_LOG_LEVEL`, else `AWS_LAMBDA_LOG_LEVEL`: a level or
     /// `tracing` filter directives. None: the process kind's default.
@@ -40,6 +53,8 @@ pub struct TelemetryConfig {
     pub by_account: bool,
     /// None: spans get ids but are not exported.
     pub export: Option<ExportSettings>,
+    /// Which sampler decides what is exported.
+    pub sampling: Sampling,
 }
 
 impl TelemetryConfig {
@@ -51,6 +66,11 @@ impl TelemetryConfig {
     /// Reads settings through `lookup`. Malformed values are returned as
     /// problems (to be logged) and replaced by their defaults: telemetry must
     /// not stop a function from alerting.
+    ///
+    /// What the SDK reads itself (the exporter's endpoint and headers, the
+    /// sampler's argument) it still reads from the process environment: a
+    /// test that exports to a receiver of its own sets
+    /// [`TelemetryConfig::export`] to [`ExportSettings::to`].
     pub fn from_lookup(
         default_service: &str,
         lookup: impl Fn(&str) -> Option<String>,
@@ -72,6 +92,8 @@ impl TelemetryConfig {
             function_name: function.unwrap_or_else(|| service.clone()),
             service,
             function_version: env.get("AWS_LAMBDA_FUNCTION_VERSION"),
+            function_memory_mb: read_memory(env, &mut problems),
+            log_stream: env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
             region: env
                 .get("AWS_REGION")
                 .or_else(|| env.get("AWS_DEFAULT_REGION")),
@@ -79,9 +101,59 @@ impl TelemetryConfig {
             metrics: read_metrics_mode(env, &mut problems),
             namespace: read_namespace(env, &mut problems),
             by_account: read_by_account(env, &mut problems),
-            export: export_settings(&|name| env.get(name), &mut problems),
+            export: export_settings(env, &mut problems),
+            sampling: read_sampling(env, &mut problems),
         };
         (config, problems)
+    }
+}
+
+/// Whether the SDK's sampler decides. The SDK reads `OTEL_TRACES_SAMPLER`
+/// and `OTEL_TRACES_SAMPLER_ARG` itself, and replaces a value it cannot use
+/// by its default without a word (its warnings need a feature Vigil does
+/// not build): the values are only checked here, so a typo is logged.
+fn read_sampling(env: &Env, problems: &mut Vec<TelemetryError>) -> Sampling {
+    let Some(sampler) = env.get("OTEL_TRACES_SAMPLER") else {
+        return Sampling::All;
+    };
+    const KNOWN: [&str; 6] = [
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ];
+    if !KNOWN.contains(&sampler.as_str()) {
+        problems.push(config_problem(
+            "OTEL_TRACES_SAMPLER",
+            format!("{sampler:?} is not a sampler the SDK has; it uses parentbased_always_on"),
+        ));
+    } else if sampler.ends_with("traceidratio") {
+        let arg = env.get("OTEL_TRACES_SAMPLER_ARG");
+        let ratio = arg.as_deref().and_then(|a| a.parse::<f64>().ok());
+        if !ratio.is_some_and(|r| (0.0..=1.0).contains(&r)) {
+            problems.push(config_problem(
+                "OTEL_TRACES_SAMPLER_ARG",
+                format!("{arg:?} is not a ratio from 0 to 1; the SDK uses 1.0"),
+            ));
+        }
+    }
+    Sampling::FromEnvironment
+}
+
+fn read_memory(env: &Env, problems: &mut Vec<TelemetryError>) -> Option<u64> {
+    let v = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?;
+    match v.parse::<u64>() {
+        // Lambda allows 128 MB to 10 GB.
+        Ok(mb) if (1..=1 << 20).contains(&mb) => Some(mb),
+        _ => {
+            problems.push(config_problem(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                format!("{v:?} is not a number of MB"),
+            ));
+            None
+        }
     }
 }
 
@@ -148,134 +220,106 @@ fn log_directives(v: &str) -> Result<String, String> {
         .map_err(|e| format!("{v:?}: {e}"))
 }
 
-/// The exporter settings, per the OpenTelemetry specification's variables.
-fn export_settings(
-    get: &impl Fn(&str) -> Option<String>,
-    problems: &mut Vec<TelemetryError>,
-) -> Option<ExportSettings> {
-    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
+/// Whether and how to export. The SDK has no switch for "no endpoint
+/// configured" (it falls back to `localhost:4318`), nor reads
+/// `OTEL_SDK_DISABLED` or `OTEL_TRACES_EXPORTER`: those stay here. The
+/// endpoint's value itself is the exporter's to resolve; Vigil only looks at
+/// its scheme, to build a TLS connector or not.
+fn export_settings(env: &Env, problems: &mut Vec<TelemetryError>) -> Option<ExportSettings> {
+    if env
+        .get("OTEL_SDK_DISABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
         return None;
     }
-    let endpoint = export_endpoint(get, problems)?;
-    check_protocol(get, problems);
-    Some(ExportSettings {
-        endpoint,
-        headers: export_headers(get, problems),
-        timeout: export_timeout(get, problems),
-    })
-}
-
-/// The traces URL: the signal-specific variable as it is, or the base URL
-/// with the signal's path. None: not set, or not an http(s) URL.
-fn export_endpoint(
-    get: &impl Fn(&str) -> Option<String>,
-    problems: &mut Vec<TelemetryError>,
-) -> Option<String> {
-    let (name, endpoint) = if let Some(e) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", e)
-    } else {
-        let e = get("OTEL_EXPORTER_OTLP_ENDPOINT")?;
-        (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("{}/v1/traces", e.trim_end_matches('/')),
-        )
-    };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        || endpoint.parse::<http::Uri>().is_err()
+    match env
+        .get("OTEL_TRACES_EXPORTER")
+        .map(|v| v.to_ascii_lowercase())
     {
+        Some(v) if v == "none" => return None,
+        Some(v) if v != "otlp" => problems.push(config_problem(
+            "OTEL_TRACES_EXPORTER",
+            format!("{v:?} is not supported; using otlp"),
+        )),
+        _ => {}
+    }
+    let (name, endpoint) = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|name| env.get(name).map(|v| (name, v)))?;
+    let tls = if endpoint.starts_with("https://") {
+        true
+    } else if endpoint.starts_with("http://") {
+        false
+    } else {
         problems.push(config_problem(
             name,
             format!("{endpoint:?} is not an http(s) URL; traces are not exported"),
         ));
         return None;
-    }
-    Some(endpoint)
+    };
+    check_unbuilt(env, problems);
+    Some(ExportSettings {
+        endpoint: None,
+        tls,
+        timeout: export_timeout(env, problems),
+    })
 }
 
-/// Only http/protobuf is spoken; another protocol is reported, not refused.
-fn check_protocol(get: &impl Fn(&str) -> Option<String>, problems: &mut Vec<TelemetryError>) {
-    for name in [
+/// The exporter ignores a protocol or a compression it was not built with,
+/// silently (its warnings need a feature Vigil does not build): report them.
+fn check_unbuilt(env: &Env, problems: &mut Vec<TelemetryError>) {
+    let first = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| env.get(name).map(|v| (name, v.to_ascii_lowercase())))
+    };
+    let protocol = first([
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        if let Some(p) = get(name) {
-            if p != "http/protobuf" {
-                problems.push(config_problem(
-                    name,
-                    format!("{p:?} is not supported; using http/protobuf"),
-                ));
-            }
-            break;
-        }
+    ]);
+    if let Some((name, p)) = protocol.filter(|(_, p)| p != "http/protobuf") {
+        problems.push(config_problem(
+            name,
+            format!("{p:?} is not built in; the exporter uses http/protobuf"),
+        ));
+    }
+    let compression = first([
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    ]);
+    if let Some((name, c)) = compression.filter(|(_, c)| c != "none") {
+        problems.push(config_problem(
+            name,
+            format!("{c:?} is not built in; spans are sent uncompressed"),
+        ));
     }
 }
 
-fn export_headers(
-    get: &impl Fn(&str) -> Option<String>,
-    problems: &mut Vec<TelemetryError>,
-) -> HashMap<String, String> {
-    let mut headers = HashMap::new();
-    let Some(h) =
-        get("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| get("OTEL_EXPORTER_OTLP_HEADERS"))
-    else {
-        return headers;
-    };
-    for pair in h.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                headers.insert(k.trim().to_string(), percent_decode(v.trim()));
-            }
-            // Never echo the value: it is usually an API key.
-            _ => problems.push(config_problem(
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "expected key=value pairs separated by commas",
-            )),
-        }
-    }
-    headers
-}
-
-fn export_timeout(
-    get: &impl Fn(&str) -> Option<String>,
-    problems: &mut Vec<TelemetryError>,
-) -> Duration {
-    let Some(ms) =
-        get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").or_else(|| get("OTEL_EXPORTER_OTLP_TIMEOUT"))
-    else {
+/// The exporter's deadline. Read here although the exporter reads it too:
+/// Vigil's HTTP client and its flush deadline need the value, and the
+/// default differs ([`DEFAULT_EXPORT_TIMEOUT`]).
+fn export_timeout(env: &Env, problems: &mut Vec<TelemetryError>) -> Duration {
+    let Some((name, ms)) = [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .into_iter()
+    .find_map(|name| env.get(name).map(|v| (name, v))) else {
         return DEFAULT_EXPORT_TIMEOUT;
     };
     match ms.parse::<u64>() {
         Ok(ms) if ms > 0 => Duration::from_millis(ms),
         _ => {
             problems.push(config_problem(
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                name,
                 format!("{ms:?} is not a positive number of milliseconds"),
             ));
             DEFAULT_EXPORT_TIMEOUT
         }
     }
-}
-
-/// `%XX` decoding for header values, as the specification asks.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
 /// How the process runs, which decides the defaults.
@@ -325,6 +369,8 @@ impl TelemetryOptions {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> (TelemetryConfig, Vec<TelemetryError>) {
@@ -342,29 +388,31 @@ mod tests {
         assert_eq!(c.service, "vigil-test");
         assert_eq!(c.function_name, "vigil-test");
         assert!(c.export.is_none());
+        assert_eq!(c.sampling, Sampling::All);
         assert_eq!(c.namespace, "Vigil");
         assert!(c.by_account);
         assert_eq!(c.metrics, None);
+        assert_eq!(c.function_memory_mb, None);
     }
 
     #[test]
-    fn the_standard_variables_configure_the_exporter() {
+    fn an_endpoint_turns_export_on_and_the_exporter_resolves_it() {
         let (c, problems) = cfg(&[
             ("OTEL_SERVICE_NAME", "vigil-guardduty"),
             ("AWS_LAMBDA_FUNCTION_NAME", "vigil-GuardDuty-abc"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[7]abc"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io/"),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "x-honeycomb-team=abc%3D%3D, x-other = 1",
-            ),
         ]);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(c.service, "vigil-guardduty");
         assert_eq!(c.function_name, "vigil-GuardDuty-abc");
+        assert_eq!(c.function_memory_mb, Some(256));
+        assert_eq!(c.log_stream.as_deref(), Some("2026/01/01/[7]abc"));
         let e = c.export.unwrap();
-        assert_eq!(e.endpoint, "https://api.honeycomb.io/v1/traces");
-        assert_eq!(e.headers["x-honeycomb-team"], "abc==");
-        assert_eq!(e.headers["x-other"], "1");
+        // The URL is the exporter's to resolve (it appends /v1/traces).
+        assert_eq!(e.endpoint, None);
+        assert!(e.tls);
         assert_eq!(e.timeout, DEFAULT_EXPORT_TIMEOUT);
 
         let (c, _) = cfg(&[
@@ -376,14 +424,49 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "250"),
         ]);
         let e = c.export.unwrap();
-        assert_eq!(e.endpoint, "http://127.0.0.1:4318/custom");
+        assert!(!e.tls, "the signal's own endpoint wins");
         assert_eq!(e.timeout, Duration::from_millis(250));
 
-        let (c, _) = cfg(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io"),
+        for off in [
             ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ] {
+            let (c, _) = cfg(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io"),
+                off,
+            ]);
+            assert!(c.export.is_none(), "{off:?}");
+        }
+    }
+
+    #[test]
+    fn a_configured_sampler_is_left_to_the_sdk_and_a_bad_one_reported() {
+        let (c, problems) = cfg(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
         ]);
-        assert!(c.export.is_none());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.sampling, Sampling::FromEnvironment);
+        for bad in [
+            &[("OTEL_TRACES_SAMPLER", "sometimes")][..],
+            &[("OTEL_TRACES_SAMPLER", "traceidratio")],
+            &[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ],
+            &[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "half"),
+            ],
+        ] {
+            let (c, problems) = cfg(bad);
+            assert_eq!(problems.len(), 1, "{bad:?}: {problems:?}");
+            assert_eq!(
+                c.sampling,
+                Sampling::FromEnvironment,
+                "the SDK still decides"
+            );
+        }
     }
 
     #[test]
@@ -393,12 +476,29 @@ mod tests {
             ("VIGIL_LOG_LEVEL", "loud=="),
             ("VIGIL_METRICS", "statsd"),
             ("VIGIL_METRICS_BY_ACCOUNT", "maybe"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"),
         ]);
         assert!(c.export.is_none());
         assert_eq!(c.log_level, None);
         assert_eq!(c.metrics, None);
         assert!(c.by_account);
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(c.function_memory_mb, None);
+        assert_eq!(problems.len(), 5, "{problems:?}");
+
+        let (c, problems) = cfg(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-3"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ]);
+        assert_eq!(c.export.unwrap().timeout, DEFAULT_EXPORT_TIMEOUT);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let (_, problems) = cfg(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
@@ -434,12 +534,5 @@ mod tests {
                 .as_deref(),
             Some("info,vigil=debug")
         );
-    }
-
-    #[test]
-    fn percent_decoding_leaves_malformed_escapes_alone() {
-        assert_eq!(percent_decode("a%20b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

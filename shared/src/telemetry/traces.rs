@@ -2,6 +2,12 @@
 //! OTLP/HTTP protobuf exporter configured by the standard `OTEL_*` variables,
 //! and a span buffer flushed at the end of every invocation.
 //!
+//! The SDK reads the variables it knows itself: the sampler
+//! (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) when the tracer
+//! provider is built, the endpoint, headers, protocol and compression when
+//! the exporter is. Vigil adds the HTTP client (rustls, or none for a local
+//! collector), the timeout and the buffer.
+//!
 //! Why not the SDK's batch processor: Lambda freezes the process as soon as an
 //! invocation returns, so spans must be exported *before* that, on the
 //! invocation's own task, with a deadline. The buffer below keeps ended spans
@@ -9,7 +15,6 @@
 //! the export timeout; a failure is reported to the caller (which logs it),
 //! never propagated into the invocation's result.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +24,7 @@ use std::time::Duration;
 use opentelemetry::trace::{Status, TraceContextExt, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_aws::trace::XrayIdGenerator;
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     Sampler, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
@@ -34,13 +39,44 @@ use crate::model::TraceContext;
 /// counted) rather than growing memory when the exporter is down.
 pub(crate) const MAX_BUFFERED_SPANS: usize = 8192;
 
-/// Where and how spans are exported, from the standard variables.
+/// What Vigil decides about exporting, beside what the exporter reads from
+/// the standard variables itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSettings {
-    /// The full traces URL (`.../v1/traces`).
-    pub endpoint: String,
-    pub headers: HashMap<String, String>,
+    /// A full traces URL given in code: it wins over the variables, as the
+    /// exporter's own `with_endpoint` does (tests and benchmarks point it at
+    /// a receiver of theirs). None: the exporter resolves
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`.
+    pub endpoint: Option<String>,
+    /// Whether the endpoint is https (a TLS connector is built only then).
+    pub tls: bool,
     pub timeout: Duration,
+}
+
+impl ExportSettings {
+    /// Export to `traces_url` (used as is), with the default timeout.
+    pub fn to(traces_url: &str) -> ExportSettings {
+        ExportSettings {
+            endpoint: Some(traces_url.to_string()),
+            tls: traces_url.starts_with("https://"),
+            timeout: super::DEFAULT_EXPORT_TIMEOUT,
+        }
+    }
+}
+
+/// Which sampler decides what is recorded and exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// `OTEL_TRACES_SAMPLER` unset: every span, whatever the parent's
+    /// sampled flag (security events are few and each matters). The
+    /// OpenTelemetry default, `parentbased_always_on`, would drop every
+    /// invocation Lambda's X-Ray sampling passed over.
+    All,
+    /// `OTEL_TRACES_SAMPLER` set: the SDK's sampler, which reads it and
+    /// `OTEL_TRACES_SAMPLER_ARG` itself (`always_on`, `always_off`,
+    /// `traceidratio`, `parentbased_*`).
+    FromEnvironment,
 }
 
 /// Exports what the buffer holds.
@@ -139,29 +175,41 @@ pub(crate) struct Tracing {
 }
 
 /// Builds the provider. Without `export` spans are still created (their ids
-/// go into logs, metrics and alerts) but nothing is buffered or sent.
+/// go into logs, metrics and alerts) but nothing is buffered or sent. An
+/// exporter that cannot be built (a malformed endpoint) is returned as a
+/// problem beside a provider that does not export: telemetry never stops a
+/// function.
 pub(crate) fn build(
     resource: Resource,
     export: Option<&ExportSettings>,
-) -> Result<Tracing, TelemetryError> {
-    // Exporting, every event is recorded: security events are few and each
-    // matters; the X-Ray parent's sampling decision does not drop Vigil's
-    // spans. Not exporting, spans still get their ids (for logs, metrics and
-    // alerts) but are not recorded, which halves what they cost; their
-    // propagated headers then say `Sampled=0`, truthfully.
-    let sampler = if export.is_some() {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::AlwaysOff
-    };
+    sampling: Sampling,
+) -> (Tracing, Option<TelemetryError>) {
+    let mut problem = None;
+    let exporter = export.and_then(|settings| match exporter(settings) {
+        Ok(mut e) => {
+            e.set_resource(&resource);
+            Some((e, settings.timeout))
+        }
+        Err(e) => {
+            problem = Some(e);
+            None
+        }
+    });
+    // `builder()` starts from the SDK's configuration, which has read
+    // `OTEL_TRACES_SAMPLER` / `_ARG` (and the span limits) already.
     let mut builder = SdkTracerProvider::builder()
         .with_id_generator(XrayIdGenerator::default())
-        .with_sampler(sampler)
-        .with_resource(resource.clone());
+        .with_resource(resource);
+    match (&exporter, sampling) {
+        // Not exporting, spans still get their ids (for logs, metrics and
+        // alerts) but are not recorded, which halves what they cost; their
+        // propagated headers then say `Sampled=0`, truthfully.
+        (None, _) => builder = builder.with_sampler(Sampler::AlwaysOff),
+        (Some(_), Sampling::All) => builder = builder.with_sampler(Sampler::AlwaysOn),
+        (Some(_), Sampling::FromEnvironment) => {}
+    }
     let mut flush: Option<Arc<dyn SpanFlush>> = None;
-    if let Some(settings) = export {
-        let mut exporter = exporter(settings)?;
-        exporter.set_resource(&resource);
+    if let Some((exporter, timeout)) = exporter {
         let shared = SharedSpans::default();
         builder = builder.with_span_processor(SpanBuffer {
             shared: shared.clone(),
@@ -169,13 +217,14 @@ pub(crate) fn build(
         flush = Some(Arc::new(BufferedExporter {
             shared,
             exporter: tokio::sync::Mutex::new(exporter),
-            timeout: settings.timeout,
+            timeout,
         }));
     }
-    Ok(Tracing {
+    let tracing = Tracing {
         provider: builder.build(),
         flush,
-    })
+    };
+    (tracing, problem)
 }
 
 impl Tracing {
@@ -184,16 +233,19 @@ impl Tracing {
     }
 }
 
+/// The OTLP/HTTP exporter. Endpoint, headers, protocol and compression are
+/// left to the builder, which reads the standard variables; only the HTTP
+/// client, its timeout and the retry policy are Vigil's.
 fn exporter(settings: &ExportSettings) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
-    let builder = opentelemetry_otlp::SpanExporter::builder()
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(settings.endpoint.clone())
         .with_timeout(settings.timeout)
-        .with_headers(settings.headers.clone())
         // One attempt: the invocation is waiting, and the next one exports again.
         .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled());
-    let builder = if settings.endpoint.starts_with("https://") {
+    if let Some(url) = &settings.endpoint {
+        builder = builder.with_endpoint(url.clone());
+    }
+    let builder = if settings.tls {
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
             .map_err(|e| TelemetryError::Exporter(format!("TLS roots: {e}")))?

@@ -52,32 +52,69 @@ pub(crate) fn root_of_header(header: &str) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The invocation's own X-Ray trace id, as Powertools logs it under
+/// `xray_trace_id`: the `Root` of `_X_AMZN_TRACE_ID`. Only a well-formed id
+/// is returned (the header's content reaches Lambda from its caller).
+pub fn lambda_root(header: &str) -> Option<&str> {
+    root_of_header(header).filter(|root| trace_id_from_xray(root).is_some())
+}
+
 /// The parent a Lambda invocation's spans continue: the X-Ray context in
-/// `_X_AMZN_TRACE_ID` / `Context::xray_trace_id`.
-///
-/// Vigil records every event whatever the header's `Sampled` says (security
-/// events are few and each matters), so the parent is marked sampled. A header
-/// with a `Root` but no `Parent` still keeps the trace id, with a synthetic
-/// parent span id, so logs, alerts and X-Ray agree on the trace.
+/// `_X_AMZN_TRACE_ID` / `Context::xray_trace_id`, with the header's own
+/// sampling decision (`Sampled=1`), so a `parentbased_*` sampler follows
+/// X-Ray's. A header with a `Root` but no `Parent` still keeps the trace id,
+/// with a synthetic parent span id, so logs, alerts and X-Ray agree on the
+/// trace.
 pub(crate) fn parent_from_xray_header(header: &str) -> Option<opentelemetry::Context> {
     let trace_id = trace_id_from_xray(root_of_header(header)?)?;
-    let parent = header
-        .split(';')
-        .filter_map(|part| part.trim().split_once('='))
-        .find(|(k, _)| *k == "Parent")
-        .and_then(|(_, v)| SpanId::from_hex(v).ok())
+    let field = |name: &str| {
+        header
+            .split(';')
+            .filter_map(|part| part.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    };
+    let parent = field("Parent")
+        .and_then(|v| SpanId::from_hex(v).ok())
         .filter(|id| *id != SpanId::INVALID)
         .unwrap_or_else(|| {
             SpanId::from_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or([1; 8]))
         });
-    let sc = SpanContext::new(
-        trace_id,
-        parent,
-        TraceFlags::SAMPLED,
-        true,
-        TraceState::default(),
-    );
+    let flags = if field("Sampled") == Some("1") {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let sc = SpanContext::new(trace_id, parent, flags, true, TraceState::default());
     Some(opentelemetry::Context::new().with_remote_span_context(sc))
+}
+
+/// The producer's span context in an X-Ray trace header (an SQS message's
+/// `AWSTraceHeader` system attribute), read by the X-Ray propagator, for a
+/// span link. None when the header is malformed.
+pub fn span_context_from_header(header: &str) -> Option<SpanContext> {
+    let carrier = One {
+        key: "x-amzn-trace-id",
+        value: header.to_string(),
+    };
+    let cx = XrayPropagator::default().extract(&carrier);
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then_some(sc)
+}
+
+/// A one-header carrier for the propagators.
+struct One {
+    key: &'static str,
+    value: String,
+}
+
+impl Extractor for One {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == self.key).then_some(self.value.as_str())
+    }
+    fn keys(&self) -> Vec<&str> {
+        vec![self.key]
+    }
 }
 
 /// The parent carried by message attributes (or any key/value carrier): W3C
@@ -86,19 +123,6 @@ pub(crate) fn parent_from_xray_header(header: &str) -> Option<opentelemetry::Con
 pub fn parent_from_carrier<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
 ) -> Option<opentelemetry::Context> {
-    /// A one-header carrier.
-    struct One {
-        key: &'static str,
-        value: String,
-    }
-    impl Extractor for One {
-        fn get(&self, key: &str) -> Option<&str> {
-            (key == self.key).then_some(self.value.as_str())
-        }
-        fn keys(&self) -> Vec<&str> {
-            vec![self.key]
-        }
-    }
     if let Some(tp) = get("traceparent").or_else(|| get("Traceparent")) {
         let carrier = One {
             key: "traceparent",
@@ -184,16 +208,21 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_lambda_header_whatever_it_says_about_sampling() {
+    fn reads_the_lambda_header_and_its_sampling_decision() {
         let h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=557abcec3ee5a047;Sampled=0;Lineage=a87bd80c:1|68fd508a:5";
         assert_eq!(
             root_of_header(h),
             Some("1-5759e988-bd862e3fe1be46a994272793")
         );
+        assert_eq!(lambda_root(h), Some("1-5759e988-bd862e3fe1be46a994272793"));
+        assert_eq!(lambda_root("Root=1-zz;Parent=557abcec3ee5a047"), None);
+        assert_eq!(lambda_root("Root=\"><script>"), None);
         let cx = parent_from_xray_header(h).unwrap();
         let span = cx.span();
         let sc = span.span_context();
-        assert!(sc.is_remote() && sc.is_sampled());
+        assert!(sc.is_remote() && !sc.is_sampled());
+        let sampled = parent_from_xray_header(&h.replace("Sampled=0", "Sampled=1")).unwrap();
+        assert!(sampled.span().span_context().is_sampled());
         assert_eq!(format!("{:016x}", sc.span_id()), "557abcec3ee5a047");
         assert_eq!(
             xray_trace_id(sc.trace_id()),
@@ -204,6 +233,28 @@ mod tests {
         assert!(cx.span().span_context().is_valid());
         assert!(parent_from_xray_header("Parent=557abcec3ee5a047").is_none());
         assert!(parent_from_xray_header("garbage").is_none());
+    }
+
+    #[test]
+    fn producer_contexts_come_from_aws_trace_headers() {
+        let sc = span_context_from_header(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=557abcec3ee5a047;Sampled=1",
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{:032x}", sc.trace_id()),
+            "5759e988bd862e3fe1be46a994272793"
+        );
+        assert_eq!(format!("{:016x}", sc.span_id()), "557abcec3ee5a047");
+        assert!(sc.is_sampled() && sc.is_remote());
+        for bad in [
+            "",
+            "Root=1-5759e988-bd86",
+            "Parent=557abcec3ee5a047",
+            "\u{0}",
+        ] {
+            assert!(span_context_from_header(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

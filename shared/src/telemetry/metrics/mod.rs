@@ -16,7 +16,7 @@
 //! | `AlertsSent` / `AlertsSuppressed` / `AlertsFailed` | Count | Service |
 //! | `ProcessingLatency` | Milliseconds | Service |
 //! | `Errors` | Count | Service |
-//! | `ColdStart` | Count | Service |
+//! | `ColdStart` | Count | function_name, service (as Powertools emits it) |
 
 pub mod cloudwatch;
 pub mod emf;
@@ -52,6 +52,10 @@ pub(crate) const BY_SEVERITY_SOURCE: &[&str] = &["Severity", "Source"];
 pub(crate) const BY_TYPE: &[&str] = &["Type"];
 pub(crate) const BY_ACCOUNT: &[&str] = &["Account"];
 pub(crate) const BY_SERVICE: &[&str] = &["Service"];
+/// The `ColdStart` metric's dimensions, named as Powertools for AWS Lambda
+/// names them (`add_cold_start_metric`: `function_name`, then `service`), so
+/// dashboards built for Powertools functions read Vigil's too.
+pub(crate) const BY_FUNCTION_SERVICE: &[&str] = &["function_name", "service"];
 
 /// The longest dimension value Vigil sends (CloudWatch allows 1024 in EMF;
 /// 255 is safe for every API and keeps consoles readable).
@@ -350,15 +354,18 @@ impl Recorder {
         with_trace(r, trace)
     }
 
-    /// The record for a cold start (once per process).
+    /// The record for a cold start (once per process): a line of its own, as
+    /// Powertools' single metric, under `function_name` and `service`.
     pub fn cold_start(
         &self,
+        function_name: &str,
         request_id: Option<&str>,
         trace: Option<&TraceContext>,
     ) -> MetricRecord {
         let mut r = MetricRecord::new(now_ms())
-            .dimension("Service", &self.service)
-            .metric(COLD_START, Unit::Count, 1.0, BY_SERVICE);
+            .dimension("function_name", function_name)
+            .dimension("service", &self.service)
+            .metric(COLD_START, Unit::Count, 1.0, BY_FUNCTION_SERVICE);
         if let Some(id) = request_id {
             r = r.property("function_request_id", id);
         }
