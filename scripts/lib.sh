@@ -6,7 +6,10 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # Pinned so CI and developers lint and emulate with the same versions.
-PY_TOOLS=("moto[server]==5.2.*" "cfn-lint==1.*" "aws-sam-cli==1.*" "cargo-lambda==1.9.*" "ziglang==0.13.*" "checkov==3.*")
+# The OCSF validator (scripts/validate_ocsf.py): the official schema export as
+# JSON Schema (ocsf-json-schema, checked with jsonschema) and pydantic-ocsf.
+PY_TOOLS=("moto[server]==5.2.*" "cfn-lint==1.*" "aws-sam-cli==1.*" "cargo-lambda==1.9.*" "ziglang==0.13.*" "checkov==3.*"
+  "pydantic-ocsf==3.0.*" "ocsf-json-schema==1.2.*" "jsonschema==4.*")
 
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then

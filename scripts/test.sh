@@ -17,6 +17,11 @@ if sdk=$(cargo tree -p vigil-detect -e normal,build,dev --prefix none | grep '^a
 fi
 
 ensure_venv
+# tests/tests/ocsf_schema.rs validates every sample alert's OCSF body with
+# scripts/validate_ocsf.py: here a missing validator fails it, not skips it.
+echo "==> the OCSF validator is installed"
+"$VENV/bin/python" scripts/validate_ocsf.py --version
+export VIGIL_REQUIRE_OCSF=1
 trap stop_moto EXIT
 start_moto
 

@@ -480,18 +480,28 @@ pub fn sns_message(alert: &Alert<'_>) -> String {
         if msg.len() <= SNS_MESSAGE_BUDGET {
             break;
         }
-        if let Some(obj) = ocsf.as_object_mut() {
-            obj.remove("evidences");
-        }
+        shed_evidence_data(&mut ocsf);
         shrink(&mut ocsf, max_str, max_items);
         shrink(&mut default, max_str, max_items);
-        if let Some(unmapped) = ocsf.get_mut("unmapped").and_then(Value::as_object_mut) {
-            unmapped.insert("vigil_truncated".into(), json!(true));
-        }
+        ocsf["metadata"]["is_truncated"] = json!(true);
         email = truncate(&email, max_email);
         msg = build(&email, &default, &ocsf);
     }
     msg
+}
+
+/// Drops the evidence of raw fields ([`ocsf::to_ocsf`] keeps them apart from
+/// the actor and endpoint, which stay).
+fn shed_evidence_data(ocsf: &mut Value) {
+    let Some(obj) = ocsf.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(evidences)) = obj.get_mut("evidences") {
+        evidences.retain(|e| e.get("data").is_none());
+        if evidences.is_empty() {
+            obj.remove("evidences");
+        }
+    }
 }
 
 /// Cuts every string in `v` to `max_str` characters and every list to `max_items`.
@@ -597,11 +607,19 @@ mod tests {
             .collect();
         f.actor.as_mut().unwrap().user_agent = Some(big.clone());
         f.network.remote_ip = Some(big.clone());
+        f.evidence.insert("api".into(), big.clone());
         let msg = sns_message(&Alert::new(&f));
         assert!(msg.len() <= 256 * 1024, "{}", msg.len());
         let parsed: Value = serde_json::from_str(&msg).unwrap();
         let machine: Value = serde_json::from_str(parsed["sqs"].as_str().unwrap()).unwrap();
-        assert_eq!(machine["unmapped"]["vigil_truncated"], true);
+        assert_eq!(machine["metadata"]["is_truncated"], true);
+        // The caller survives the cut; only the raw evidence fields are shed.
+        assert!(machine["evidences"][0]["actor"].is_object());
+        assert!(machine["evidences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("data").is_none()));
         assert!(subject(&f).len() <= 99);
     }
 

@@ -90,7 +90,10 @@ async fn cloudtrail_samples_alert_through_the_function_and_benign_calls_do_not()
             m["MessageAttributes"]["finding_type"]["Value"], rule["uid"],
             "the finding type attribute is the rule id"
         );
-        assert!(ocsf["actor"]["user"].is_object(), "who did it: {ocsf}");
+        assert!(
+            ocsf["evidences"][0]["actor"]["user"].is_object(),
+            "who did it: {ocsf}"
+        );
         titles.push(rule["name"].as_str().unwrap().to_string());
     }
     assert!(

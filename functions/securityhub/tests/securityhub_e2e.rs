@@ -421,7 +421,7 @@ fn check_alert(
     assert_eq!(ocsf["status_id"], 1, "{ctx}: only active findings alert");
     if let Some(product) = &e.product {
         assert_eq!(
-            ocsf["finding_info"]["product_uid"],
+            ocsf["finding_info"]["product"]["name"],
             product.as_str(),
             "{ctx}"
         );
@@ -925,7 +925,7 @@ async fn guardduty_and_macie_copies_and_samples_do_not_alert_twice() {
     assert_eq!(attrs["account"]["Value"], gd_expected.account.as_str());
     let ocsf: Value = serde_json::from_str(m["Message"].as_str().unwrap()).unwrap();
     assert_eq!(ocsf["finding_info"]["uid"], gd_short.as_str());
-    assert_eq!(ocsf["finding_info"]["product_uid"], "GuardDuty");
+    assert_eq!(ocsf["finding_info"]["product"]["name"], "GuardDuty");
     assert_eq!(
         ocsf["unmapped"]["vigil_source_severity"],
         gd_expected.label.as_str()

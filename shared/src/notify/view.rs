@@ -1,6 +1,11 @@
 //! What the notifier reads from an alert: the OCSF Detection Finding that
 //! [`crate::render::sns_message`] puts under the `lambda` key.
 //!
+//! It reads where [`crate::ocsf::to_ocsf`] writes (OCSF 1.7.0: the caller in
+//! `evidences[]`, ATT&CK in `finding_info.attacks`), and where Vigil wrote
+//! before (top-level `actor`, `src_endpoint`, `http_request`, `attacks`), so
+//! alerts queued before an upgrade still read.
+//!
 //! The notifier never rebuilds a full [`crate::Finding`]: it reads the few
 //! fields a chat card or a page needs, forgivingly (a missing or oddly typed
 //! field is `None`, never an error), because the alert may come from a newer or
@@ -60,7 +65,8 @@ pub struct ActorView {
 }
 
 impl ActorView {
-    /// Reads an OCSF `actor` object.
+    /// Reads an OCSF `actor` object. The access key is the session's
+    /// `credential_uid` (the user's before OCSF 1.6.0).
     fn read(a: &Value) -> ActorView {
         let u = |p: &[&str]| json::string(a, p);
         ActorView {
@@ -68,7 +74,8 @@ impl ActorView {
             uid: u(&["user", "uid"]),
             kind: u(&["user", "type"]),
             mfa: json::boolean(a, &["session", "is_mfa"]),
-            access_key_id: u(&["user", "credential_uid"]),
+            access_key_id: u(&["session", "credential_uid"])
+                .or_else(|| u(&["user", "credential_uid"])),
         }
     }
 
@@ -91,20 +98,33 @@ pub struct EndpointView {
 }
 
 impl EndpointView {
-    /// Reads an OCSF network endpoint (`src_endpoint`).
-    fn read(e: &Value) -> EndpointView {
-        let g = |p: &[&str]| json::string(e, p);
-        EndpointView {
-            ip: g(&["ip"]),
-            port: json::number(e, &["port"])
-                .filter(|p| (0.0..=65535.0).contains(p))
-                .map(|p| p as u64),
-            domain: g(&["domain"]),
-            country: g(&["location", "country"]),
-            city: g(&["location", "city"]),
-            asn: g(&["autonomous_system", "number"]),
-            org: g(&["autonomous_system", "name"]),
+    /// Reads an OCSF network endpoint (`src_endpoint`), and fills what it
+    /// lacks from `unmapped.vigil_network`: Vigil's own network fields, which
+    /// the alert carries when a value did not fit OCSF's types (an address
+    /// that is no IP, a country name). `ip` is the address, else the AWS
+    /// service (`svc_name`) that called.
+    fn read(e: Option<&Value>, network: Option<&Value>) -> Option<EndpointView> {
+        if e.is_none() && network.is_none() {
+            return None;
         }
+        let g = |p: &[&str]| e.and_then(|e| json::string(e, p));
+        let n = |key: &str| network.and_then(|n| json::string(n, &[key]));
+        let port = |v: Option<&Value>, key: &str| {
+            json::number(v?, &[key])
+                .filter(|p| (0.0..=65535.0).contains(p))
+                .map(|p| p as u64)
+        };
+        Some(EndpointView {
+            ip: g(&["ip"])
+                .or_else(|| g(&["svc_name"]))
+                .or_else(|| n("remote_ip")),
+            port: port(e, "port").or_else(|| port(network, "remote_port")),
+            domain: g(&["domain"]).or_else(|| n("domain")),
+            country: g(&["location", "country"]).or_else(|| n("country")),
+            city: g(&["location", "city"]).or_else(|| n("city")),
+            asn: g(&["autonomous_system", "number"]).or_else(|| n("asn")),
+            org: g(&["autonomous_system", "name"]).or_else(|| n("organization")),
+        })
     }
 }
 
@@ -193,7 +213,8 @@ impl AlertView {
             finding_type: read_finding_type(v),
             source: s(&["metadata", "product", "feature", "name"])
                 .or_else(|| s(&["unmapped", "vigil_source"])),
-            product: s(&["finding_info", "product_uid"]),
+            product: s(&["finding_info", "product", "name"])
+                .or_else(|| s(&["finding_info", "product_uid"])),
             severity: read_severity(v),
             source_severity: s(&["unmapped", "vigil_source_severity"]),
             status,
@@ -206,13 +227,14 @@ impl AlertView {
             account_name: s(&["cloud", "account", "name"]),
             region: s(&["cloud", "region"]),
             resources: read_resources(v),
-            actor: json::path(v, &["actor"])
-                .filter(|a| a.is_object())
-                .map(ActorView::read),
-            src_endpoint: json::path(v, &["src_endpoint"])
-                .filter(|e| e.is_object())
-                .map(EndpointView::read),
-            user_agent: s(&["http_request", "user_agent"]),
+            actor: evidence_or_top(v, "actor").map(ActorView::read),
+            src_endpoint: EndpointView::read(
+                evidence_or_top(v, "src_endpoint"),
+                json::path(v, &["unmapped", "vigil_network"]).filter(|n| n.is_object()),
+            ),
+            user_agent: evidence_or_top(v, "http_request")
+                .and_then(|h| json::string(h, &["user_agent"]))
+                .or_else(|| s(&["unmapped", "vigil_user_agent"])),
             tactics,
             techniques,
             console_url: s(&["finding_info", "src_url"]),
@@ -269,6 +291,16 @@ impl AlertView {
             self.status = AlertStatus::Repeat;
         }
     }
+}
+
+/// The first evidence's `key` object, else a top-level one (older alerts).
+fn evidence_or_top<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    json::path(v, &["evidences"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|e| json::field(e, key).filter(|x| x.is_object()))
+        .or_else(|| json::field(v, key).filter(|x| x.is_object()))
 }
 
 /// An OCSF Detection Finding says so in `class_uid`.
@@ -353,22 +385,24 @@ fn read_resources(v: &Value) -> Vec<ResourceView> {
         .unwrap_or_default()
 }
 
-/// The ATT&CK tactics and technique ids of `attacks[]`.
+/// The ATT&CK tactics and technique ids of `finding_info.attacks[]` (of
+/// `attacks[]` in older alerts); a sub-technique's id is the technique's.
 fn read_attacks(v: &Value) -> (Vec<TacticView>, Vec<String>) {
     let mut tactics = Vec::new();
     let mut techniques = Vec::new();
-    for attack in json::path(v, &["attacks"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    let attacks = json::path(v, &["finding_info", "attacks"])
+        .or_else(|| json::path(v, &["attacks"]))
+        .and_then(Value::as_array);
+    for attack in attacks.into_iter().flatten() {
         if let Some(uid) = json::string(attack, &["tactic", "uid"]) {
             tactics.push(TacticView {
                 uid,
                 name: json::string(attack, &["tactic", "name"]),
             });
         }
-        if let Some(uid) = json::string(attack, &["technique", "uid"]) {
+        if let Some(uid) = json::string(attack, &["sub_technique", "uid"])
+            .or_else(|| json::string(attack, &["technique", "uid"]))
+        {
             techniques.push(uid);
         }
     }
@@ -544,6 +578,62 @@ mod tests {
             v.trace_id.as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
+        assert_eq!(actor.access_key_id.as_deref(), Some("AKIAEXAMPLE"));
+        assert_eq!(v.product.as_deref(), Some("GuardDuty"));
+    }
+
+    #[test]
+    fn reads_what_ocsf_could_not_type_and_sub_techniques() {
+        let mut f = finding();
+        f.network.remote_ip = Some("ec2.amazonaws.com".into());
+        f.network.remote_ip_class = crate::model::IpClass::AwsService;
+        f.actor.as_mut().unwrap().user_agent = Some("aws-cli/2.15".into());
+        f.techniques.push(crate::model::Technique {
+            id: "T1562.008".into(),
+            name: None,
+        });
+        let v = AlertView::from_ocsf(&ocsf::to_ocsf(&f)).unwrap();
+        assert_eq!(v.source_ip(), Some("ec2.amazonaws.com"));
+        assert_eq!(
+            v.src_endpoint.as_ref().unwrap().country.as_deref(),
+            Some("Germany")
+        );
+        assert_eq!(v.user_agent.as_deref(), Some("aws-cli/2.15"));
+        assert_eq!(v.techniques, ["T1562.008"]);
+
+        f.actor = Some(crate::model::Actor {
+            user_agent: Some("Boto3/1.34".into()),
+            ..Default::default()
+        });
+        f.network.remote_ip = Some("<no address>".into());
+        f.network.remote_ip_class = crate::model::IpClass::Unknown;
+        let v = AlertView::from_ocsf(&ocsf::to_ocsf(&f)).unwrap();
+        assert_eq!(v.user_agent.as_deref(), Some("Boto3/1.34"));
+        assert_eq!(v.source_ip(), Some("<no address>"));
+        assert_eq!(v.src_endpoint.unwrap().port, Some(443));
+    }
+
+    #[test]
+    fn reads_alerts_in_the_shape_older_vigil_wrote() {
+        let v = AlertView::parse(
+            r#"{"class_uid": 2004, "metadata": {"version": "1.3.0"},
+                "finding_info": {"uid": "f-1", "product_uid": "GuardDuty"},
+                "actor": {"user": {"name": "alice", "credential_uid": "AKIAEXAMPLE"}},
+                "src_endpoint": {"ip": "198.51.100.7", "port": 443},
+                "http_request": {"user_agent": "aws-cli/2.15"},
+                "attacks": [{"tactic": {"uid": "TA0001"}}, {"technique": {"uid": "T1078"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(v.actor.as_ref().unwrap().display_name(), Some("alice"));
+        assert_eq!(
+            v.actor.as_ref().unwrap().access_key_id.as_deref(),
+            Some("AKIAEXAMPLE")
+        );
+        assert_eq!(v.source_ip(), Some("198.51.100.7"));
+        assert_eq!(v.user_agent.as_deref(), Some("aws-cli/2.15"));
+        assert_eq!(v.product.as_deref(), Some("GuardDuty"));
+        assert_eq!(v.tactics[0].uid, "TA0001");
+        assert_eq!(v.techniques, ["T1078"]);
     }
 
     #[test]
