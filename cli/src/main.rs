@@ -107,9 +107,7 @@ fn placeholders(file: Option<&std::path::Path>) -> anyhow::Result<vigil::detect:
             vigil::detect::Placeholders::parse(&text)
                 .with_context(|| format!("placeholders in {}", path.display()))
         }
-        None => Ok(vigil::config::sigma_placeholders(
-            &vigil::env::Env::process(),
-        )?),
+        None => Ok(vigil::config::sigma_placeholders_from_env()?),
     }
 }
 

@@ -1219,7 +1219,7 @@ fn time_value(
             field_err(
                 shown,
                 format!(
-                    "`{value}` is not a {} (a whole number from {} to {})",
+                    "`{value}` is not a valid {} (a whole number from {} to {})",
                     part.name(),
                     range.start(),
                     range.end()

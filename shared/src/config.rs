@@ -31,7 +31,7 @@ pub struct Config {
     pub rules_dir: Option<String>,
     /// Values of the rules' `|expand` placeholders: `VIGIL_SIGMA_PLACEHOLDERS`
     /// (a JSON object) or `VIGIL_SIGMA_PLACEHOLDERS_FILE` (a JSON or YAML
-    /// file); see [`sigma_placeholders`].
+    /// file); see [`sigma_placeholders_from_env`].
     pub sigma_placeholders: Placeholders,
     /// Keep GuardDuty findings that arrive through Security Hub without
     /// alerting, because the guardduty function alerts on the direct event
@@ -115,13 +115,8 @@ impl Config {
     }
 }
 
-/// The Sigma placeholder values the settings give: `VIGIL_SIGMA_PLACEHOLDERS`
-/// holds them inline (a JSON object of name → list of values, for a few
-/// short lists), `VIGIL_SIGMA_PLACEHOLDERS_FILE` names a JSON or YAML file of
-/// the same shape (for long lists; Lambda's environment is 4 KB in all).
-/// Neither: no placeholders. Both, an unreadable file or a malformed value:
-/// an error, because a rule's placeholder must mean what the deployer wrote.
-pub fn sigma_placeholders(env: &Env) -> Result<Placeholders, ConfigError> {
+/// The Sigma placeholder values `env` gives (see [`sigma_placeholders_from_env`]).
+pub(crate) fn sigma_placeholders(env: &Env) -> Result<Placeholders, ConfigError> {
     const INLINE: &str = "VIGIL_SIGMA_PLACEHOLDERS";
     const FILE: &str = "VIGIL_SIGMA_PLACEHOLDERS_FILE";
     let (name, text) = match (env.get(INLINE), env.get(FILE)) {
@@ -140,6 +135,18 @@ pub fn sigma_placeholders(env: &Env) -> Result<Placeholders, ConfigError> {
         ),
     };
     Placeholders::parse(&text).map_err(|e| ConfigError::invalid(name, e.to_string()))
+}
+
+/// The values of the Sigma rules' `|expand` placeholders, from the process
+/// environment as a function reads them (also for `vigil rules`, which needs
+/// no other setting). `VIGIL_SIGMA_PLACEHOLDERS` holds them inline (a JSON
+/// object of name → list of values, for a few short lists),
+/// `VIGIL_SIGMA_PLACEHOLDERS_FILE` names a JSON or YAML file of the same
+/// shape (for long lists; Lambda's environment is 4 KB in all). Neither: no
+/// placeholders. Both, an unreadable file or a malformed value: an error,
+/// because a rule's placeholder must mean what the deployer wrote.
+pub fn sigma_placeholders_from_env() -> Result<Placeholders, ConfigError> {
+    sigma_placeholders(&Env::process())
 }
 
 impl Config {
