@@ -449,6 +449,23 @@ pub(crate) enum CmpOp {
     Lte,
 }
 
+/// One value of a time modifier: the part equals `want` or, with `op`, is
+/// compared with it (`|hour|gte: 22`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TimeTest {
+    op: Option<CmpOp>,
+    want: i64,
+}
+
+impl TimeTest {
+    fn holds(self, got: i64) -> bool {
+        match self.op {
+            None => got == self.want,
+            Some(op) => op.holds(got, self.want),
+        }
+    }
+}
+
 impl CmpOp {
     fn holds<T: PartialOrd>(self, got: T, want: T) -> bool {
         match self {
@@ -469,12 +486,12 @@ pub(crate) enum ValueMatcher {
     /// `|gt` and friends: numbers, or strings that read as numbers.
     Cmp(CmpOp, f64),
     Cidr(IpNet),
-    /// `|minute`, `|hour`...: one part of a timestamp, equal to `want` or,
-    /// with `op`, compared with it (`|hour|gte: 22`).
+    /// `|minute`, `|hour`...: one part of a timestamp, passing any of the
+    /// tests. The values of one list share one matcher, so a record's
+    /// timestamp is read once, not once per value.
     Time {
         part: TimePart,
-        op: Option<CmpOp>,
-        want: i64,
+        tests: Box<[TimeTest]>,
     },
     /// `|fieldref`: compared with another field of the same record.
     FieldRef {
@@ -502,13 +519,10 @@ impl ValueMatcher {
                 };
                 got.is_some_and(|g| op.holds(g, *want))
             }
-            ValueMatcher::Time { part, op, want } => v
+            ValueMatcher::Time { part, tests } => v
                 .as_str()
                 .and_then(|s| part.of(s))
-                .is_some_and(|got| match op {
-                    None => got == *want,
-                    Some(op) => op.holds(got, *want),
-                }),
+                .is_some_and(|got| tests.iter().any(|t| t.holds(got))),
             ValueMatcher::Cidr(net) => v
                 .as_str()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
@@ -1073,7 +1087,7 @@ pub(crate) fn compile_field(
     let kind = if m.all && groups.len() > 1 {
         FieldKind::All(groups)
     } else {
-        let values: Vec<ValueMatcher> = groups.into_iter().flatten().collect();
+        let values = merge_time(groups.into_iter().flatten().collect());
         eq_set(&values).unwrap_or(FieldKind::Any(values))
     };
     Ok(FieldMatcher {
@@ -1226,7 +1240,32 @@ fn time_value(
                 ),
             )
         })?;
-    Ok(ValueMatcher::Time { part, op, want })
+    Ok(ValueMatcher::Time {
+        part,
+        tests: Box::new([TimeTest { op, want }]),
+    })
+}
+
+/// The time matchers of one list as one (they share the part: a field has
+/// one kind), so each record's timestamp is parsed once per entry.
+fn merge_time(values: Vec<ValueMatcher>) -> Vec<ValueMatcher> {
+    let mut merged: Option<(TimePart, Vec<TimeTest>)> = None;
+    for v in &values {
+        let ValueMatcher::Time { part, tests } = v else {
+            return values;
+        };
+        merged
+            .get_or_insert_with(|| (*part, Vec::new()))
+            .1
+            .extend(tests.iter().copied());
+    }
+    match merged {
+        Some((part, tests)) => vec![ValueMatcher::Time {
+            part,
+            tests: tests.into_boxed_slice(),
+        }],
+        None => values,
+    }
 }
 
 /// A `|re` value, with its `i`, `m` and `s` flags.
@@ -1387,6 +1426,19 @@ mod tests {
         assert!(field_error("a|hour|re", "3"));
         assert!(field_error("a|hour|cidr", "3"));
         assert!(field_error("a|hour|fieldref", "3"));
+    }
+
+    #[test]
+    fn a_list_of_time_values_reads_the_timestamp_once() {
+        let f = field("t|hour", "[22, 23, 0]");
+        let FieldKind::Any(values) = &f.kind else {
+            panic!("{f:?}")
+        };
+        assert!(
+            matches!(values.as_slice(), [ValueMatcher::Time { tests, .. }] if tests.len() == 3)
+        );
+        assert!(f.matches(&json!({"t": "2024-07-16T23:10:00Z"})));
+        assert!(!f.matches(&json!({"t": "2024-07-16T21:10:00Z"})));
     }
 
     #[test]

@@ -324,7 +324,8 @@ fn expand_chains_with_other_modifiers() {
     let p = placeholders(json!({
         "corporate_networks": ["192.0.2.0/24", "198.51.100.0/24"],
         "approved_tools": ["aws-cli/", "Boto3/"],
-        "org_accounts": ["111122223333", "444455556666"]
+        "org_accounts": ["111122223333", "444455556666"],
+        "night_hours": [22, 23, 0, 1, 2, 3, 4, 5]
     }));
     // Sign-ins from outside the corporate networks.
     let outside = rule_with(
@@ -357,6 +358,13 @@ fn expand_chains_with_other_modifiers() {
     );
     assert!(all.matches(&iam_call(json!({}))));
     assert!(!all.matches(&iam_call(json!({"userAgent": "aws-cli/2.17.5 os/macos"}))));
+    // Numbers for a time modifier, from the configuration.
+    let night = rule_with(
+        "  s:\n    eventTime|expand|hour: '%night_hours%'\n  condition: s\n",
+        &p,
+    );
+    assert!(night.matches(&iam_call(json!({}))));
+    assert!(!night.matches(&console_login(json!({}))));
     // And with `neq`: none of the approved tools.
     let unapproved = rule_with(
         "  s:\n    userAgent|expand|startswith|neq: '%approved_tools%'\n  condition: s\n",
