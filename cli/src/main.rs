@@ -50,6 +50,10 @@ enum Command {
         /// set, as deployed). Suppression rules still apply.
         #[arg(long)]
         no_dedup: bool,
+        /// Values of the rules' |expand placeholders, a JSON or YAML file
+        /// (default: VIGIL_SIGMA_PLACEHOLDERS or VIGIL_SIGMA_PLACEHOLDERS_FILE).
+        #[arg(long, value_name = "FILE")]
+        placeholders: Option<PathBuf>,
     },
     /// Detection rules: list, test, lint, and the EventBridge pattern they need.
     Rules {
@@ -87,6 +91,24 @@ struct RulesArgs {
     /// Leave the bundled rules out.
     #[arg(long)]
     no_bundled: bool,
+    /// Values of the rules' |expand placeholders, a JSON or YAML file
+    /// (default: VIGIL_SIGMA_PLACEHOLDERS or VIGIL_SIGMA_PLACEHOLDERS_FILE).
+    #[arg(long, value_name = "FILE")]
+    placeholders: Option<PathBuf>,
+}
+
+/// The placeholder values: from `file` when given, else as a function reads
+/// them from its environment.
+fn placeholders(file: Option<&std::path::Path>) -> anyhow::Result<vigil::detect::Placeholders> {
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            vigil::detect::Placeholders::parse(&text)
+                .with_context(|| format!("placeholders in {}", path.display()))
+        }
+        None => Ok(vigil::config::sigma_placeholders_from_env()?),
+    }
 }
 
 #[tokio::main]
@@ -124,8 +146,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             include_samples,
             quiet,
             no_dedup,
+            placeholders: placeholders_file,
         } => {
             let mut config = Config::from_env().context("reading VIGIL_* settings")?;
+            if placeholders_file.is_some() {
+                config.sigma_placeholders = placeholders(placeholders_file.as_deref())?;
+            }
             if let Some(s) = min_severity {
                 config.min_severity = s;
             }
@@ -154,10 +180,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             .with_suppressions(loaded.suppressions.clone());
             // CloudTrail records meet the same rules as in the functions
-            // (bundled, plus VIGIL_RULES_DIR).
-            let rules =
-                vigil::detect::RuleSet::load(config.rules_dir.as_deref().map(std::path::Path::new))
-                    .context("loading detection rules")?;
+            // (bundled, plus VIGIL_RULES_DIR, with their placeholders).
+            let rules = app::detection_rules(&config).context("loading detection rules")?;
             let mut builder = app::pipeline_builder(&config, &loaded, sdk.as_ref())
                 .dedup(dedup)
                 .detector(std::sync::Arc::new(rules));
@@ -210,6 +234,7 @@ fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
     let all: Vec<RuleSource> = base.iter().chain(&extra).cloned().collect();
+    let values = placeholders(args.placeholders.as_deref())?;
     let ok = |good: bool| {
         if good {
             ExitCode::SUCCESS
@@ -219,22 +244,22 @@ fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
     };
     Ok(match command {
         RulesCommand::List(_) => {
-            let set = RuleSet::layered(&base, &extra)?;
+            let set = RuleSet::layered_with(&base, &extra, &values)?;
             out(&ruletest::render_list(&set));
             ExitCode::SUCCESS
         }
         RulesCommand::Test(_) => {
-            let report = ruletest::run(&all);
+            let report = ruletest::run(&all, &values);
             out(&report.render());
             ok(report.ok())
         }
         RulesCommand::Lint(_) => {
-            let issues = ruletest::lint(&all);
+            let issues = ruletest::lint(&all, &values);
             out(&ruletest::render_lint(&issues));
             ok(!issues.iter().any(|i| i.level == ruletest::LintLevel::Error))
         }
         RulesCommand::Pattern { sam, json, .. } => {
-            let set = RuleSet::layered(&base, &extra)?;
+            let set = RuleSet::layered_with(&base, &extra, &values)?;
             let delivery = pattern::derive(set.rules());
             if sam {
                 out(&delivery.sam_events());

@@ -3,9 +3,10 @@
 //! Rules are untrusted input (users drop in SigmaHQ files), so every way a
 //! rule can be wrong is a typed error naming the rule file and, where there is
 //! one, the field. Rules that are valid Sigma but need more than matching one
-//! event at a time (aggregations, correlations, placeholders) are
+//! event at a time (aggregations, correlations) are
 //! [`RuleErrorKind::Unsupported`]: loaders skip them with the reason instead
-//! of failing start-up.
+//! of failing start-up. A placeholder (`|expand`) nobody configured is an
+//! error, not a skip: the rule was added to run, and cannot as it stands.
 
 use std::fmt;
 
@@ -53,6 +54,9 @@ pub enum RuleErrorKind {
     Field { field: String, reason: String },
     #[error("field `{field}`: invalid regular expression: {reason}")]
     Regex { field: String, reason: String },
+    /// `|expand` with a `%name%` the placeholder configuration does not have.
+    #[error("field `{field}`: placeholder %{name}% (|expand) has no configured values")]
+    UnknownPlaceholder { field: String, name: String },
     #[error("condition `{condition}`: {reason}")]
     Condition { condition: String, reason: String },
     #[error("duplicate rule id {id} (also in {other})")]
@@ -71,8 +75,6 @@ pub enum Unsupported {
     Timeframe(String),
     /// A Sigma correlation rule (`correlation:`).
     Correlation,
-    /// `|expand` with a `%placeholder%` the user must fill in first.
-    Placeholder { field: String, value: String },
     /// A multi-document rule collection (`action: global` / `repeat`).
     MultiDocument,
     /// A rule for another log source than AWS CloudTrail.
@@ -80,8 +82,6 @@ pub enum Unsupported {
     /// `status: deprecated` or `unsupported`: SigmaHQ's way to retire a rule
     /// (and ours to switch a bundled rule off by overriding its id).
     Status(String),
-    /// A time-part modifier such as `|hour`.
-    Modifier { field: String, modifier: String },
 }
 
 impl fmt::Display for Unsupported {
@@ -96,18 +96,11 @@ impl fmt::Display for Unsupported {
                 "timeframe {t}: the condition spans several events (use a correlation engine)"
             ),
             Unsupported::Correlation => f.write_str("Sigma correlation rules are not evaluated"),
-            Unsupported::Placeholder { field, value } => write!(
-                f,
-                "field `{field}` uses placeholder {value} (|expand): replace it with real values"
-            ),
             Unsupported::MultiDocument => {
                 f.write_str("multi-document rule collections are not supported: one rule per file")
             }
             Unsupported::LogSource(s) => write!(f, "log source {s} is not AWS CloudTrail"),
             Unsupported::Status(s) => write!(f, "status {s}: the rule is retired"),
-            Unsupported::Modifier { field, modifier } => {
-                write!(f, "field `{field}`: modifier `{modifier}` is not supported")
-            }
         }
     }
 }

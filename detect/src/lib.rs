@@ -7,9 +7,9 @@
 //! record meets only the rules its `eventName` can match.
 //!
 //! A crate of its own, re-exported as `vigil::detect`: it depends on no AWS
-//! SDK (only the finding model, serde, regex, ipnet and tracing), so editing
-//! a rule under `rules/` rebuilds only this crate and its rule tests run in
-//! seconds.
+//! SDK (only the finding model, serde, regex, ipnet, chrono and tracing), so
+//! editing a rule under `rules/` rebuilds only this crate and its rule tests
+//! run in seconds.
 //! `build.rs` embeds those rules in the library.
 //!
 //! Modules are private; what the pipeline, the functions and `vigil rules`
@@ -23,12 +23,15 @@ pub mod eventbridge;
 pub mod glob;
 mod matcher;
 pub mod pattern;
+mod placeholder;
 mod ruleset;
 pub mod ruletest;
 mod sigma;
+mod timepart;
 
 // What the pipeline, the functions, `vigil rules` and the tests use.
 pub use error::{RuleError, RuleErrorKind, Unsupported};
+pub use placeholder::{PlaceholderError, Placeholders};
 pub use ruleset::{RuleSet, RuleSource};
 pub use sigma::{ParsedRule, Rule, RuleTests};
 // In `pattern`'s signatures: what a rule requires of a field.

@@ -33,7 +33,9 @@ use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
-use super::error::{RuleErrorKind, Unsupported};
+use super::error::RuleErrorKind;
+use super::placeholder::{expand, ExpandError, Placeholders, MAX_EXPANSIONS};
+use super::timepart::TimePart;
 
 /// Largest compiled regex accepted from a rule (untrusted input).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -447,6 +449,34 @@ pub(crate) enum CmpOp {
     Lte,
 }
 
+/// One value of a time modifier: the part equals `want` or, with `op`, is
+/// compared with it (`|hour|gte: 22`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TimeTest {
+    op: Option<CmpOp>,
+    want: i64,
+}
+
+impl TimeTest {
+    fn holds(self, got: i64) -> bool {
+        match self.op {
+            None => got == self.want,
+            Some(op) => op.holds(got, self.want),
+        }
+    }
+}
+
+impl CmpOp {
+    fn holds<T: PartialOrd>(self, got: T, want: T) -> bool {
+        match self {
+            CmpOp::Gt => got > want,
+            CmpOp::Gte => got >= want,
+            CmpOp::Lt => got < want,
+            CmpOp::Lte => got <= want,
+        }
+    }
+}
+
 /// One value of a field's value list.
 #[derive(Debug, Clone)]
 pub(crate) enum ValueMatcher {
@@ -456,6 +486,13 @@ pub(crate) enum ValueMatcher {
     /// `|gt` and friends: numbers, or strings that read as numbers.
     Cmp(CmpOp, f64),
     Cidr(IpNet),
+    /// `|minute`, `|hour`...: one part of a timestamp, passing any of the
+    /// tests. The values of one list share one matcher, so a record's
+    /// timestamp is read once, not once per value.
+    Time {
+        part: TimePart,
+        tests: Box<[TimeTest]>,
+    },
     /// `|fieldref`: compared with another field of the same record.
     FieldRef {
         path: FieldPath,
@@ -480,13 +517,12 @@ impl ValueMatcher {
                     Value::String(s) => s.trim().parse::<f64>().ok(),
                     _ => None,
                 };
-                got.is_some_and(|g| match op {
-                    CmpOp::Gt => g > *want,
-                    CmpOp::Gte => g >= *want,
-                    CmpOp::Lt => g < *want,
-                    CmpOp::Lte => g <= *want,
-                })
+                got.is_some_and(|g| op.holds(g, *want))
             }
+            ValueMatcher::Time { part, tests } => v
+                .as_str()
+                .and_then(|s| part.of(s))
+                .is_some_and(|got| tests.iter().any(|t| t.holds(got))),
             ValueMatcher::Cidr(net) => v
                 .as_str()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
@@ -541,6 +577,10 @@ enum FieldKind {
 pub(crate) struct FieldMatcher {
     path: FieldPath,
     kind: FieldKind,
+    /// `|neq`: the entry matches when the rest of it does not (pySigma's
+    /// `SigmaNegateModifier`: the whole entry, its value list included, under
+    /// a NOT).
+    negated: bool,
 }
 
 impl FieldMatcher {
@@ -549,6 +589,10 @@ impl FieldMatcher {
     }
 
     pub(crate) fn matches(&self, record: &Value) -> bool {
+        self.matches_unnegated(record) != self.negated
+    }
+
+    fn matches_unnegated(&self, record: &Value) -> bool {
         match &self.kind {
             FieldKind::Any(values) => self.path.any(record, &mut |leaf| {
                 values.iter().any(|m| m.matches(leaf, record))
@@ -575,7 +619,8 @@ impl FieldMatcher {
     /// alternatives (any one of them holds whenever the entry matches).
     /// `None` when it cannot be expressed (regex, CIDR, null, numbers...).
     pub(crate) fn constraints(&self) -> Option<Vec<Constraint>> {
-        if self.path.is_anywhere() {
+        // A negated entry requires no value of its field.
+        if self.path.is_anywhere() || self.negated {
             return None;
         }
         let values: &[ValueMatcher] = match &self.kind {
@@ -592,6 +637,9 @@ impl FieldMatcher {
 
     /// The exact values (lower-cased) this entry requires, for the rule index.
     pub(crate) fn exact_values(&self) -> Option<Vec<Box<str>>> {
+        if self.negated {
+            return None;
+        }
         let values: &[ValueMatcher] = match &self.kind {
             FieldKind::EqSet { lowered, .. } => return Some(lowered.iter().cloned().collect()),
             FieldKind::Any(values) => values,
@@ -620,6 +668,8 @@ enum Kind {
     Cmp(CmpOp),
     Exists,
     FieldRef,
+    /// `|minute`, `|hour`...: compared as that part of a timestamp.
+    Time(TimePart),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -639,6 +689,10 @@ struct Mods {
     all: bool,
     cased: bool,
     expand: bool,
+    /// `|neq`.
+    negated: bool,
+    /// A comparison after a time modifier (`|hour|gte`).
+    time_cmp: Option<CmpOp>,
     re_flags: (bool, bool, bool),
     transforms: Vec<Transform>,
 }
@@ -669,6 +723,13 @@ pub(crate) const MODIFIERS: &[&str] = &[
     "wide",
     "windash",
     "expand",
+    "neq",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "year",
 ];
 
 fn parse_mods(field: &str, mods: &[&str]) -> Result<Mods, RuleErrorKind> {
@@ -686,6 +747,12 @@ fn parse_mods(field: &str, mods: &[&str]) -> Result<Mods, RuleErrorKind> {
         return Err(field_err(
             field,
             "`fieldref` takes no encoding modifiers".into(),
+        ));
+    }
+    if m.cased && matches!(m.kind, Some(Kind::Time(_))) {
+        return Err(field_err(
+            field,
+            "`cased` does not apply to time modifiers".into(),
         ));
     }
     Ok(m)
@@ -732,17 +799,15 @@ impl Mods {
             "utf16" => self.transforms.push(Transform::Utf16),
             "windash" => self.transforms.push(Transform::Windash),
             "expand" => self.expand = true,
-            "minute" | "hour" | "day" | "week" | "month" | "year" => {
-                return Err(RuleErrorKind::Unsupported(Unsupported::Modifier {
-                    field: field.into(),
-                    modifier: name,
-                }))
-            }
+            "neq" => self.negated = true,
             _ => {
+                if let Some(part) = TimePart::from_modifier(&name) {
+                    return self.set_time(part, field);
+                }
                 return Err(RuleErrorKind::UnknownModifier {
                     field: field.into(),
                     modifier: raw.into(),
-                })
+                });
             }
         }
         Ok(())
@@ -760,9 +825,34 @@ impl Mods {
         self.set_kind(Kind::Text(op), field, name)
     }
 
+    /// A time modifier: the first modifier that says how values compare,
+    /// which only a comparison may follow (pySigma applies `gte` to the
+    /// number `hour` makes, and refuses the other order).
+    fn set_time(&mut self, part: TimePart, field: &str) -> Result<(), RuleErrorKind> {
+        let reason = match self.kind {
+            None => {
+                self.kind = Some(Kind::Time(part));
+                return Ok(());
+            }
+            Some(Kind::Cmp(_)) => format!(
+                "`{}` goes before the comparison (`|{0}|gte`, not `|gte|{0}`)",
+                part.name()
+            ),
+            Some(_) => format!(
+                "modifier `{}` cannot be combined with an earlier one",
+                part.name()
+            ),
+        };
+        Err(field_err(field, reason))
+    }
+
     /// One kind of comparison per field; a text modifier may follow `fieldref`
-    /// (which stays the kind).
+    /// (which stays the kind), a comparison may follow a time modifier.
     fn set_kind(&mut self, k: Kind, field: &str, name: &str) -> Result<(), RuleErrorKind> {
+        if let (Some(Kind::Time(_)), Kind::Cmp(op), None) = (self.kind, k, self.time_cmp) {
+            self.time_cmp = Some(op);
+            return Ok(());
+        }
         match self.kind {
             Some(prev) if prev != k && !(prev == Kind::FieldRef && matches!(k, Kind::Text(_))) => {
                 Err(field_err(
@@ -944,6 +1034,7 @@ pub(crate) fn compile_field(
     key: &str,
     values: &serde_yaml::Value,
     keyword: bool,
+    placeholders: &Placeholders,
 ) -> Result<FieldMatcher, RuleErrorKind> {
     let mut parts = key.split('|');
     let field = parts.next().unwrap_or_default().trim();
@@ -961,11 +1052,14 @@ pub(crate) fn compile_field(
     }
     let raw = value_list(shown, values)?;
     let path = FieldPath::parse(field);
+    let negated = m.negated;
 
     if m.kind == Some(Kind::Exists) {
+        let kind = FieldKind::Exists(exists_wanted(shown, &raw)?);
         return Ok(FieldMatcher {
             path,
-            kind: FieldKind::Exists(exists_wanted(shown, &raw)?),
+            kind,
+            negated,
         });
     }
 
@@ -978,13 +1072,12 @@ pub(crate) fn compile_field(
             groups.push(vec![ValueMatcher::Null]);
             continue;
         };
-        if m.expand && value.contains('%') {
-            return Err(RuleErrorKind::Unsupported(Unsupported::Placeholder {
-                field: shown.into(),
-                value,
-            }));
+        // The values a placeholder stands for are alternatives of this one
+        // value (OR), also under `|all`.
+        let mut group = Vec::new();
+        for v in expanded(value, &m, shown, placeholders)? {
+            group.extend(value_group(v, &m, shown)?);
         }
-        let group = value_group(value, &m, shown)?;
         if group.is_empty() {
             return Err(field_err(shown, "a value encodes to nothing".into()));
         }
@@ -994,10 +1087,37 @@ pub(crate) fn compile_field(
     let kind = if m.all && groups.len() > 1 {
         FieldKind::All(groups)
     } else {
-        let values: Vec<ValueMatcher> = groups.into_iter().flatten().collect();
+        let values = merge_time(groups.into_iter().flatten().collect());
         eq_set(&values).unwrap_or(FieldKind::Any(values))
     };
-    Ok(FieldMatcher { path, kind })
+    Ok(FieldMatcher {
+        path,
+        kind,
+        negated,
+    })
+}
+
+/// With `|expand`, every value `value` stands for once its placeholders are
+/// replaced; without it, `value` itself (a `%` is then literal).
+fn expanded(
+    value: String,
+    m: &Mods,
+    shown: &str,
+    placeholders: &Placeholders,
+) -> Result<Vec<String>, RuleErrorKind> {
+    if !m.expand {
+        return Ok(vec![value]);
+    }
+    expand(&value, placeholders).map_err(|e| match e {
+        ExpandError::Unknown(name) => RuleErrorKind::UnknownPlaceholder {
+            field: shown.into(),
+            name,
+        },
+        ExpandError::TooMany => field_err(
+            shown,
+            format!("placeholders expand `{value}` to more than {MAX_EXPANSIONS} values"),
+        ),
+    })
 }
 
 /// A field's values as text (`None` for null): a list, or one value.
@@ -1057,6 +1177,7 @@ fn value_group(value: String, m: &Mods, shown: &str) -> Result<Vec<ValueMatcher>
                 .ok_or_else(|| field_err(shown, format!("`{value}` is not a number")))?;
             vec![ValueMatcher::Cmp(op, n)]
         }
+        Kind::Time(part) => vec![time_value(&value, part, m.time_cmp, shown)?],
         Kind::FieldRef => vec![ValueMatcher::FieldRef {
             path: FieldPath::parse(value.trim()),
             op: m.text.unwrap_or(TextOp::Eq),
@@ -1093,6 +1214,58 @@ fn text_values(value: String, m: &Mods, shown: &str) -> Result<Vec<ValueMatcher>
             compile_tokens(toks, m.cased, shown).map(ValueMatcher::Str)
         })
         .collect()
+}
+
+/// A time modifier's value: a whole number the part can hold.
+fn time_value(
+    value: &str,
+    part: TimePart,
+    op: Option<CmpOp>,
+    shown: &str,
+) -> Result<ValueMatcher, RuleErrorKind> {
+    let range = part.range();
+    let want = value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            field_err(
+                shown,
+                format!(
+                    "`{value}` is not a valid {} (a whole number from {} to {})",
+                    part.name(),
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })?;
+    Ok(ValueMatcher::Time {
+        part,
+        tests: Box::new([TimeTest { op, want }]),
+    })
+}
+
+/// The time matchers of one list as one (they share the part: a field has
+/// one kind), so each record's timestamp is parsed once per entry.
+fn merge_time(values: Vec<ValueMatcher>) -> Vec<ValueMatcher> {
+    let mut merged: Option<(TimePart, Vec<TimeTest>)> = None;
+    for v in &values {
+        let ValueMatcher::Time { part, tests } = v else {
+            return values;
+        };
+        merged
+            .get_or_insert_with(|| (*part, Vec::new()))
+            .1
+            .extend(tests.iter().copied());
+    }
+    match merged {
+        Some((part, tests)) => vec![ValueMatcher::Time {
+            part,
+            tests: tests.into_boxed_slice(),
+        }],
+        None => values,
+    }
 }
 
 /// A `|re` value, with its `i`, `m` and `s` flags.
@@ -1149,8 +1322,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn compile(key: &str, yaml: &str) -> Result<FieldMatcher, RuleErrorKind> {
+        compile_field(
+            key,
+            &serde_yaml::from_str(yaml).unwrap(),
+            false,
+            &Placeholders::new(),
+        )
+    }
+
     fn field(key: &str, yaml: &str) -> FieldMatcher {
-        compile_field(key, &serde_yaml::from_str(yaml).unwrap(), false).unwrap()
+        compile(key, yaml).unwrap()
     }
 
     #[test]
@@ -1205,35 +1387,58 @@ mod tests {
 
     #[test]
     fn bad_modifiers_are_typed_errors() {
-        let y = serde_yaml::Value::String("x".into());
+        let unknown = |key: &str| matches!(compile(key, "x"), Err(RuleErrorKind::UnknownModifier { modifier, .. }) if key.ends_with(&*modifier));
+        assert!(unknown("a|bogus"));
+        // Near misses of real modifiers are not guessed at.
+        assert!(unknown("a|ne"));
+        assert!(unknown("a|hours"));
+        assert!(unknown("a|not"));
+        let field_error = |key: &str, value: &str| {
+            matches!(compile(key, value), Err(RuleErrorKind::Field { .. }))
+        };
+        assert!(field_error("a|contains|startswith", "x"));
+        assert!(field_error("a|cidr", "x"));
+        assert!(field_error("a|i", "x"));
         assert!(matches!(
-            compile_field("a|bogus", &y, false),
-            Err(RuleErrorKind::UnknownModifier { .. })
-        ));
-        assert!(matches!(
-            compile_field("a|contains|startswith", &y, false),
-            Err(RuleErrorKind::Field { .. })
-        ));
-        assert!(matches!(
-            compile_field("a|re", &serde_yaml::Value::String("(".into()), false),
+            compile("a|re", "'('"),
             Err(RuleErrorKind::Regex { .. })
         ));
         assert!(matches!(
-            compile_field("a|cidr", &y, false),
-            Err(RuleErrorKind::Field { .. })
+            compile("a|expand", "'%x%'"),
+            Err(RuleErrorKind::UnknownPlaceholder { field, name }) if field == "a" && name == "x"
         ));
-        assert!(matches!(
-            compile_field("a|expand", &serde_yaml::Value::String("%x%".into()), false),
-            Err(RuleErrorKind::Unsupported(Unsupported::Placeholder { .. }))
-        ));
-        assert!(matches!(
-            compile_field("a|hour", &y, false),
-            Err(RuleErrorKind::Unsupported(Unsupported::Modifier { .. }))
-        ));
-        assert!(matches!(
-            compile_field("a|i", &y, false),
-            Err(RuleErrorKind::Field { .. })
-        ));
+        // Time modifiers take whole numbers in their range, and only a
+        // comparison after them.
+        assert!(field_error("a|hour", "x"));
+        assert!(field_error("a|hour", "24"));
+        assert!(field_error("a|minute", "-1"));
+        assert!(field_error("a|day", "0"));
+        assert!(field_error("a|week", "54"));
+        assert!(field_error("a|month", "13"));
+        assert!(field_error("a|hour", "2.5"));
+        assert!(field_error("a|gte|hour", "3"));
+        assert!(field_error("a|hour|contains", "3"));
+        assert!(field_error("a|contains|hour", "3"));
+        assert!(field_error("a|hour|minute", "3"));
+        assert!(field_error("a|hour|gte|lt", "3"));
+        assert!(field_error("a|hour|cased", "3"));
+        assert!(field_error("a|hour|base64", "3"));
+        assert!(field_error("a|hour|re", "3"));
+        assert!(field_error("a|hour|cidr", "3"));
+        assert!(field_error("a|hour|fieldref", "3"));
+    }
+
+    #[test]
+    fn a_list_of_time_values_reads_the_timestamp_once() {
+        let f = field("t|hour", "[22, 23, 0]");
+        let FieldKind::Any(values) = &f.kind else {
+            panic!("{f:?}")
+        };
+        assert!(
+            matches!(values.as_slice(), [ValueMatcher::Time { tests, .. }] if tests.len() == 3)
+        );
+        assert!(f.matches(&json!({"t": "2024-07-16T23:10:00Z"})));
+        assert!(!f.matches(&json!({"t": "2024-07-16T21:10:00Z"})));
     }
 
     #[test]

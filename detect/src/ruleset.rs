@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::with_lowercase;
+use super::placeholder::Placeholders;
 use super::sigma::Rule;
 use super::{Detector, RuleMeta};
 
@@ -126,17 +127,27 @@ impl RuleSet {
         }
     }
 
+    /// [`RuleSet::load_with`] without placeholders.
+    pub fn load(rules_dir: Option<&Path>) -> Result<RuleSet, RuleError> {
+        RuleSet::load_with(rules_dir, &Placeholders::new())
+    }
+
     /// What a function runs: the bundled rules plus the folder `rules_dir`
     /// (the functions pass `VIGIL_RULES_DIR`), whose rules replace bundled
-    /// ones with the same id. Rules that need unsupported Sigma features or
-    /// are retired are skipped with a warning; a rule that is wrong fails
-    /// start-up, because silently dropping it could hide every alert it exists for.
-    pub fn load(rules_dir: Option<&Path>) -> Result<RuleSet, RuleError> {
+    /// ones with the same id, with `placeholders` for their `|expand`
+    /// values (`VIGIL_SIGMA_PLACEHOLDERS`). Rules that need unsupported Sigma
+    /// features or are retired are skipped with a warning; a rule that is
+    /// wrong, or names a placeholder `placeholders` lacks, fails start-up,
+    /// because silently dropping it could hide every alert it exists for.
+    pub fn load_with(
+        rules_dir: Option<&Path>,
+        placeholders: &Placeholders,
+    ) -> Result<RuleSet, RuleError> {
         let extra = match rules_dir {
             Some(dir) => RuleSource::dir(dir)?,
             None => Vec::new(),
         };
-        let set = RuleSet::layered(&RuleSource::bundled_runtime(), &extra)?;
+        let set = RuleSet::layered_with(&RuleSource::bundled_runtime(), &extra, placeholders)?;
         for s in &set.skipped {
             tracing::warn!(rule = %s.origin, reason = %s.kind, "detection rule skipped");
         }
@@ -145,21 +156,32 @@ impl RuleSet {
             rules = set.rules.len(),
             skipped = set.skipped.len(),
             extra_dir = &*extra_dir,
+            placeholders = placeholders.len(),
             "detection rules loaded"
         );
         Ok(set)
     }
 
-    /// Compiles `base` then `overrides` (same id: the override wins).
-    /// Unsupported and retired rules are kept in [`RuleSet::skipped`];
-    /// invalid rules and duplicate ids within one layer are errors.
+    /// [`RuleSet::layered_with`] without placeholders.
     pub fn layered(base: &[RuleSource], overrides: &[RuleSource]) -> Result<RuleSet, RuleError> {
+        RuleSet::layered_with(base, overrides, &Placeholders::new())
+    }
+
+    /// Compiles `base` then `overrides` (same id: the override wins), with
+    /// `placeholders` for `|expand` values. Unsupported and retired rules are
+    /// kept in [`RuleSet::skipped`]; invalid rules, unconfigured placeholders
+    /// and duplicate ids within one layer are errors.
+    pub fn layered_with(
+        base: &[RuleSource],
+        overrides: &[RuleSource],
+        placeholders: &Placeholders,
+    ) -> Result<RuleSet, RuleError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut skipped = Vec::new();
         for (layer, sources) in [base, overrides].into_iter().enumerate() {
             let mut seen: HashMap<String, String> = HashMap::new();
             for src in sources {
-                let rule = match Rule::parse(&src.origin, &src.text) {
+                let rule = match Rule::parse_with(&src.origin, &src.text, placeholders) {
                     Ok(r) => r,
                     Err(e) if e.is_unsupported() => {
                         skipped.push(e);

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::RuleError;
 use super::matcher::MODIFIERS;
+use super::placeholder::Placeholders;
 use super::ruleset::{RuleSet, RuleSource};
 use super::sigma::{ParsedRule, Rule, RuleTests};
 use vigil_model::Severity;
@@ -77,10 +78,11 @@ impl TestReport {
     }
 }
 
-fn parse_all(
-    sources: &[RuleSource],
+fn parse_all<'s>(
+    sources: &'s [RuleSource],
+    placeholders: &Placeholders,
 ) -> (
-    Vec<(ParsedRule, &RuleSource)>,
+    Vec<(ParsedRule, &'s RuleSource)>,
     Vec<RuleError>,
     Vec<RuleError>,
 ) {
@@ -88,7 +90,7 @@ fn parse_all(
     let mut errors = Vec::new();
     let mut skipped = Vec::new();
     for src in sources {
-        match Rule::parse_full(&src.origin, &src.text) {
+        match Rule::parse_full_with(&src.origin, &src.text, placeholders) {
             Ok(p) => ok.push((p, src)),
             Err(e) if e.is_unsupported() => skipped.push(e),
             Err(e) => errors.push(e),
@@ -102,11 +104,12 @@ fn event_name(v: &Value) -> &str {
 }
 
 /// Runs the test records of every rule in `sources`, both on the rule alone
-/// and through a [`RuleSet`] (so the index is tested too).
-pub fn run(sources: &[RuleSource]) -> TestReport {
-    let (parsed, errors, skipped) = parse_all(sources);
+/// and through a [`RuleSet`] (so the index is tested too), with
+/// `placeholders` for the rules' `|expand` values.
+pub fn run(sources: &[RuleSource], placeholders: &Placeholders) -> TestReport {
+    let (parsed, errors, skipped) = parse_all(sources, placeholders);
     let loadable: Vec<RuleSource> = parsed.iter().map(|(_, s)| (*s).clone()).collect();
-    let set = RuleSet::layered(&loadable, &[]).ok();
+    let set = RuleSet::layered_with(&loadable, &[], placeholders).ok();
     let mut report = TestReport {
         rules: parsed.len(),
         errors,
@@ -200,11 +203,12 @@ fn is_date(s: &str) -> bool {
         })
 }
 
-/// Checks `sources` for what makes a rule hard to trust.
-pub fn lint(sources: &[RuleSource]) -> Vec<LintIssue> {
+/// Checks `sources` for what makes a rule hard to trust (with
+/// `placeholders` for their `|expand` values: one they lack is an error).
+pub fn lint(sources: &[RuleSource], placeholders: &Placeholders) -> Vec<LintIssue> {
     let mut linter = Linter::default();
     for src in sources {
-        match Rule::parse_full(&src.origin, &src.text) {
+        match Rule::parse_full_with(&src.origin, &src.text, placeholders) {
             Ok(p) => linter.rule(src, &p),
             Err(e) => linter.unparsable(&src.origin, &e),
         }

@@ -26,6 +26,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 use super::condition::{self, Expr};
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::{compile_field, Constraint, FieldMatcher};
+use super::placeholder::Placeholders;
 use super::RuleMeta;
 use vigil_model::{Severity, Tactic, Technique};
 
@@ -114,14 +115,33 @@ pub struct ParsedRule {
 impl Rule {
     /// Parses and compiles one rule file, for running it: its `vigil_tests`
     /// are cut out before parsing (they are most of a bundled rule's text, and
-    /// cold start pays for every byte parsed).
+    /// cold start pays for every byte parsed). No placeholders: a `%name%`
+    /// under `|expand` is an error.
     pub fn parse(origin: &str, text: &str) -> Result<Rule, RuleError> {
-        Ok(Rule::parse_full(origin, &strip_tests(text))?.rule)
+        Rule::parse_with(origin, text, &Placeholders::new())
+    }
+
+    /// [`Rule::parse`], with values for the rule's `|expand` placeholders.
+    pub fn parse_with(
+        origin: &str,
+        text: &str,
+        placeholders: &Placeholders,
+    ) -> Result<Rule, RuleError> {
+        Ok(Rule::parse_full_with(origin, &strip_tests(text), placeholders)?.rule)
     }
 
     /// Parses a rule with its test records and lint notes.
     pub fn parse_full(origin: &str, text: &str) -> Result<ParsedRule, RuleError> {
-        parse_doc(origin, text).map_err(|kind| RuleError::new(origin, kind))
+        Rule::parse_full_with(origin, text, &Placeholders::new())
+    }
+
+    /// [`Rule::parse_full`], with values for the rule's `|expand` placeholders.
+    pub fn parse_full_with(
+        origin: &str,
+        text: &str,
+        placeholders: &Placeholders,
+    ) -> Result<ParsedRule, RuleError> {
+        parse_doc(origin, text, placeholders).map_err(|kind| RuleError::new(origin, kind))
     }
 
     pub fn meta(&self) -> &RuleMeta {
@@ -435,7 +455,11 @@ fn load_yaml(text: &str) -> Result<Yaml, RuleErrorKind> {
     Ok(value)
 }
 
-fn parse_doc(origin: &str, text: &str) -> Result<ParsedRule, RuleErrorKind> {
+fn parse_doc(
+    origin: &str,
+    text: &str,
+    placeholders: &Placeholders,
+) -> Result<ParsedRule, RuleErrorKind> {
     let map = single_rule(load_yaml(text)?)?;
     let mut notes = Vec::new();
     for k in map.keys() {
@@ -457,7 +481,7 @@ fn parse_doc(origin: &str, text: &str) -> Result<ParsedRule, RuleErrorKind> {
     let Some(Yaml::Mapping(detection)) = get(&map, "detection") else {
         return Err(RuleErrorKind::Missing("detection"));
     };
-    let (selections, condition) = compile_detection(detection)?;
+    let (selections, condition) = compile_detection(detection, placeholders)?;
 
     let meta = RuleMeta {
         id,
@@ -558,7 +582,10 @@ fn check_logsource(map: &Mapping, notes: &mut Vec<String>) -> Result<(), RuleErr
 
 type Compiled = (Vec<Selection>, Expr);
 
-fn compile_detection(detection: &Mapping) -> Result<Compiled, RuleErrorKind> {
+fn compile_detection(
+    detection: &Mapping,
+    placeholders: &Placeholders,
+) -> Result<Compiled, RuleErrorKind> {
     let mut names = Vec::new();
     let mut selections = Vec::new();
     let mut conditions = Vec::new();
@@ -580,7 +607,7 @@ fn compile_detection(detection: &Mapping) -> Result<Compiled, RuleErrorKind> {
             },
             "timeframe" => timeframe = Some(key_str(v).unwrap_or_default()),
             _ => {
-                selections.push(compile_selection(v).map_err(|e| match e {
+                selections.push(compile_selection(v, placeholders).map_err(|e| match e {
                     RuleErrorKind::Invalid { reason, .. } => {
                         invalid(&format!("detection.{name}"), reason)
                     }
@@ -617,7 +644,10 @@ fn field_order(f: &FieldMatcher) -> u8 {
     }
 }
 
-fn compile_map(map: &Mapping) -> Result<Vec<FieldMatcher>, RuleErrorKind> {
+fn compile_map(
+    map: &Mapping,
+    placeholders: &Placeholders,
+) -> Result<Vec<FieldMatcher>, RuleErrorKind> {
     if map.is_empty() {
         return Err(invalid("detection", "empty selection"));
     }
@@ -626,23 +656,24 @@ fn compile_map(map: &Mapping) -> Result<Vec<FieldMatcher>, RuleErrorKind> {
         .map(|(k, v)| {
             let key =
                 key_str(k).ok_or_else(|| invalid("detection", "field names must be strings"))?;
-            compile_field(&key, v, false)
+            compile_field(&key, v, false, placeholders)
         })
         .collect::<Result<Vec<_>, _>>()?;
     fields.sort_by_key(field_order);
     Ok(fields)
 }
 
-fn compile_selection(v: &Yaml) -> Result<Selection, RuleErrorKind> {
+fn compile_selection(v: &Yaml, placeholders: &Placeholders) -> Result<Selection, RuleErrorKind> {
+    let keywords = || compile_field("", v, true, placeholders);
     match v {
-        Yaml::Mapping(m) => Ok(Selection::All(compile_map(m)?)),
+        Yaml::Mapping(m) => Ok(Selection::All(compile_map(m, placeholders)?)),
         Yaml::Sequence(items) if items.is_empty() => Err(invalid("detection", "empty list")),
         Yaml::Sequence(items) if items.iter().all(|i| matches!(i, Yaml::Mapping(_))) => {
             Ok(Selection::Any(
                 items
                     .iter()
                     .filter_map(|i| match i {
-                        Yaml::Mapping(m) => Some(compile_map(m)),
+                        Yaml::Mapping(m) => Some(compile_map(m, placeholders)),
                         _ => None,
                     })
                     .collect::<Result<_, _>>()?,
@@ -653,9 +684,9 @@ fn compile_selection(v: &Yaml) -> Result<Selection, RuleErrorKind> {
                 .iter()
                 .all(|i| !matches!(i, Yaml::Mapping(_) | Yaml::Sequence(_))) =>
         {
-            Ok(Selection::All(vec![compile_field("", v, true)?]))
+            Ok(Selection::All(vec![keywords()?]))
         }
-        Yaml::String(_) | Yaml::Number(_) => Ok(Selection::All(vec![compile_field("", v, true)?])),
+        Yaml::String(_) | Yaml::Number(_) => Ok(Selection::All(vec![keywords()?])),
         _ => Err(invalid(
             "detection",
             "a search is a mapping, a list of mappings, or a list of keywords",

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use vigil_detect::ruletest;
-use vigil_detect::{Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
+use vigil_detect::{Placeholders, Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
 use vigil_model::{Severity, Tactic};
 
 fn rule(detection: &str) -> Rule {
@@ -349,10 +349,13 @@ fn invalid_rules_are_typed_errors_not_panics() {
 #[test]
 fn a_wrong_test_record_fails_the_rule_tests() {
     let text = "title: t\nid: 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d\nlevel: low\ntags: [attack.discovery, attack.t1580]\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  s:\n    eventName: ListUsers\n  condition: s\nvigil_tests:\n  match:\n    - {eventName: ListUsers}\n    - {eventName: ListRoles}\n  no_match:\n    - {eventName: ListUsers}\n";
-    let report = ruletest::run(&[RuleSource {
-        origin: "t.yml".into(),
-        text: text.to_string().into(),
-    }]);
+    let report = ruletest::run(
+        &[RuleSource {
+            origin: "t.yml".into(),
+            text: text.to_string().into(),
+        }],
+        &Placeholders::new(),
+    );
     assert!(!report.ok());
     assert_eq!(report.failures.len(), 2, "{}", report.render());
     assert_eq!(report.cases, 3);

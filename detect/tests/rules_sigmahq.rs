@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use vigil_detect::{Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
+use vigil_detect::{Placeholders, Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
 
 fn shared_events(sub: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,34 +103,66 @@ fn sigmahq_rules_match_what_they_describe() {
 
 #[test]
 fn rules_beyond_plain_matching_fail_with_a_reason() {
-    let mut seen = 0;
-    for sub in ["aws_unsupported", "aws_cloudtrail_placeholder"] {
-        let Some(sources) = sigma_sources(sub) else {
-            return;
-        };
-        for src in &sources {
-            seen += 1;
-            let err = Rule::parse(&src.origin, &src.text)
-                .expect_err(&format!("{} should not load as a plain rule", src.origin));
-            assert!(err.is_unsupported(), "{err}");
-            assert!(err.to_string().contains(&src.origin));
-            match (sub, &err.kind) {
-                (
-                    "aws_cloudtrail_placeholder",
-                    RuleErrorKind::Unsupported(Unsupported::Placeholder { .. }),
-                )
-                | (
-                    "aws_unsupported",
-                    RuleErrorKind::Unsupported(
-                        Unsupported::Aggregation(_) | Unsupported::Timeframe(_),
-                    ),
-                ) => {}
-                _ => panic!("unexpected reason for {}: {err}", src.origin),
-            }
-        }
-        // A user folder holding them loads, skipping each with its reason.
-        let set = RuleSet::layered(&RuleSource::bundled(), &sources).unwrap();
-        assert_eq!(set.skipped().len(), sources.len());
+    let Some(sources) = sigma_sources("aws_unsupported") else {
+        return;
+    };
+    for src in &sources {
+        let err = Rule::parse(&src.origin, &src.text)
+            .expect_err(&format!("{} should not load as a plain rule", src.origin));
+        assert!(err.is_unsupported(), "{err}");
+        assert!(err.to_string().contains(&src.origin));
+        assert!(
+            matches!(
+                &err.kind,
+                RuleErrorKind::Unsupported(Unsupported::Aggregation(_) | Unsupported::Timeframe(_))
+            ),
+            "unexpected reason for {}: {err}",
+            src.origin
+        );
     }
-    assert!(seen > 0);
+    // A user folder holding them loads, skipping each with its reason.
+    let set = RuleSet::layered(&RuleSource::bundled(), &sources).unwrap();
+    assert_eq!(set.skipped().len(), sources.len());
+}
+
+#[test]
+fn sigmahq_placeholder_rules_need_their_placeholders() {
+    let Some(sources) = sigma_sources("aws_cloudtrail_placeholder") else {
+        return;
+    };
+    // Unconfigured: an error naming the rule and the placeholder, not a skip.
+    let err = RuleSet::layered(&RuleSource::bundled(), &sources).unwrap_err();
+    assert!(
+        matches!(&err.kind, RuleErrorKind::UnknownPlaceholder { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("aws_cloudtrail_console_login"),
+        "{err}"
+    );
+    // Configured (pySigma's value_placeholders: each value an alternative).
+    let placeholders = Placeholders::parse(
+        r#"{"Legitimate_Countries": ["DE", "FR"], "Legitimate_IP_Ranges": ["198.51.100.*"]}"#,
+    )
+    .unwrap();
+    let set = RuleSet::layered_with(&RuleSource::bundled(), &sources, &placeholders).unwrap();
+    assert!(set.skipped().is_empty());
+    let title = "AWS Console Login Monitoring";
+    // The rule reads `src_country`/`src_ip` (SigmaHQ's taxonomy, not
+    // CloudTrail's `sourceIPAddress`): records carrying them.
+    let login = |country: &str, ip: &str| {
+        let record = json!({
+            "eventVersion": "1.09", "eventSource": "signin.amazonaws.com",
+            "eventName": "ConsoleLogin", "eventType": "AwsConsoleSignIn",
+            "userIdentity": {"type": "IAMUser", "userName": "alice"},
+            "responseElements": {"ConsoleLogin": "Success"},
+            "src_country": country, "src_ip": ip
+        });
+        set.matching(&record)
+            .iter()
+            .any(|r| r.meta().title == title)
+    };
+    assert!(login("KP", "203.0.113.5"));
+    assert!(!login("de", "203.0.113.5"));
+    assert!(!login("KP", "198.51.100.20"));
 }

@@ -1,6 +1,7 @@
 //! Wiring shared by every function and the CLI: AWS clients, the pipeline for a
 //! set of sources, and the EventBridge handler. Functions stay a few lines.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
@@ -10,7 +11,7 @@ use crate::accounts::{AccountDirectory, LookupWants, Organizations};
 use crate::aws::sdk_config;
 use crate::config::Config;
 use crate::dedup::Suppressions;
-use crate::detect::Detector;
+use crate::detect::{Detector, RuleSet};
 use crate::env::ConfigError;
 use crate::model::Source;
 use crate::pipeline::{Pipeline, PipelineBuilder};
@@ -29,6 +30,26 @@ pub enum StartupError {
     Suppressions(#[from] crate::dedup::RulesError),
     #[error(transparent)]
     Routes(#[from] crate::route::RoutesError),
+}
+
+/// The CloudTrail detection rules the configuration says: the bundled rules,
+/// the folder `VIGIL_RULES_DIR` and the values of their `|expand`
+/// placeholders (`VIGIL_SIGMA_PLACEHOLDERS`). A rule that is wrong, or names
+/// a placeholder nobody configured, stops the start.
+pub fn detection_rules(config: &Config) -> Result<RuleSet, StartupError> {
+    RuleSet::load_with(
+        config.rules_dir.as_deref().map(Path::new),
+        &config.sigma_placeholders,
+    )
+    .map_err(|e| {
+        let hint = match e.kind {
+            crate::detect::RuleErrorKind::UnknownPlaceholder { .. } => {
+                " (give it values in VIGIL_SIGMA_PLACEHOLDERS or VIGIL_SIGMA_PLACEHOLDERS_FILE)"
+            }
+            _ => "",
+        };
+        StartupError::Rules(format!("{e}{hint}"))
+    })
 }
 
 /// What a function loads at its cold start beside its settings: the
@@ -283,4 +304,44 @@ pub async fn run_eventbridge_function(
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_rules_take_the_configured_placeholders() {
+        let dir = std::env::temp_dir().join(format!("vigil-app-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("outside_corp.yml"),
+            "title: t\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  s:\n    eventName: ConsoleLogin\n  corp:\n    sourceIPAddress|expand|cidr: '%corporate_networks%'\n  condition: s and not corp\n",
+        )
+        .unwrap();
+        let mut config = Config {
+            rules_dir: Some(dir.to_string_lossy().into()),
+            ..Config::default()
+        };
+        let e = detection_rules(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("%corporate_networks%") && e.contains("VIGIL_SIGMA_PLACEHOLDERS"),
+            "{e}"
+        );
+        config.sigma_placeholders =
+            crate::detect::Placeholders::parse(r#"{"corporate_networks": ["192.0.2.0/24"]}"#)
+                .unwrap();
+        let rules = detection_rules(&config);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let login = |ip: &str| json!({"eventName": "ConsoleLogin", "sourceIPAddress": ip});
+        let rules = rules.unwrap();
+        let extra = |ip: &str| {
+            rules
+                .matching(&login(ip))
+                .iter()
+                .any(|r| r.origin().ends_with("outside_corp.yml"))
+        };
+        assert!(extra("203.0.113.7"));
+        assert!(!extra("192.0.2.7"));
+    }
 }

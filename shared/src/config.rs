@@ -4,6 +4,7 @@
 //! runs; a setting that is present but malformed is an error at start-up
 //! (a silent fallback could hide every alert).
 
+use crate::detect::Placeholders;
 use crate::enrich::AccountNames;
 use crate::env::Env;
 use crate::model::Severity;
@@ -28,6 +29,10 @@ pub struct Config {
     pub trace_url_template: Option<String>,
     /// Extra Sigma rule folder beside the bundled rules (`VIGIL_RULES_DIR`).
     pub rules_dir: Option<String>,
+    /// Values of the rules' `|expand` placeholders: `VIGIL_SIGMA_PLACEHOLDERS`
+    /// (a JSON object) or `VIGIL_SIGMA_PLACEHOLDERS_FILE` (a JSON or YAML
+    /// file); see [`sigma_placeholders_from_env`].
+    pub sigma_placeholders: Placeholders,
     /// Keep GuardDuty findings that arrive through Security Hub without
     /// alerting, because the guardduty function alerts on the direct event
     /// (`VIGIL_SECURITYHUB_SKIP_GUARDDUTY`, default true).
@@ -59,6 +64,7 @@ impl Default for Config {
             account_names: AccountNames::default(),
             trace_url_template: None,
             rules_dir: None,
+            sigma_placeholders: Placeholders::new(),
             securityhub_skip_guardduty: true,
             securityhub_skip_macie: true,
             organizations_lookup: false,
@@ -94,6 +100,7 @@ impl Config {
                 .unwrap_or_default(),
             trace_url_template: env.get("VIGIL_TRACE_URL_TEMPLATE"),
             rules_dir: env.get("VIGIL_RULES_DIR"),
+            sigma_placeholders: sigma_placeholders(env)?,
             securityhub_skip_guardduty: env.flag(
                 "VIGIL_SECURITYHUB_SKIP_GUARDDUTY",
                 d.securityhub_skip_guardduty,
@@ -106,6 +113,40 @@ impl Config {
             dedup: crate::dedup::DedupSettings::from_settings(env)?,
         })
     }
+}
+
+/// The Sigma placeholder values `env` gives (see [`sigma_placeholders_from_env`]).
+pub(crate) fn sigma_placeholders(env: &Env) -> Result<Placeholders, ConfigError> {
+    const INLINE: &str = "VIGIL_SIGMA_PLACEHOLDERS";
+    const FILE: &str = "VIGIL_SIGMA_PLACEHOLDERS_FILE";
+    let (name, text) = match (env.get(INLINE), env.get(FILE)) {
+        (None, None) => return Ok(Placeholders::new()),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                INLINE,
+                format!("set {INLINE} or {FILE}, not both"),
+            ))
+        }
+        (Some(inline), None) => (INLINE, inline),
+        (None, Some(path)) => (
+            FILE,
+            std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::invalid(FILE, format!("cannot read {path}: {e}")))?,
+        ),
+    };
+    Placeholders::parse(&text).map_err(|e| ConfigError::invalid(name, e.to_string()))
+}
+
+/// The values of the Sigma rules' `|expand` placeholders, from the process
+/// environment as a function reads them (also for `vigil rules`, which needs
+/// no other setting). `VIGIL_SIGMA_PLACEHOLDERS` holds them inline (a JSON
+/// object of name → list of values, for a few short lists),
+/// `VIGIL_SIGMA_PLACEHOLDERS_FILE` names a JSON or YAML file of the same
+/// shape (for long lists; Lambda's environment is 4 KB in all). Neither: no
+/// placeholders. Both, an unreadable file or a malformed value: an error,
+/// because a rule's placeholder must mean what the deployer wrote.
+pub fn sigma_placeholders_from_env() -> Result<Placeholders, ConfigError> {
+    sigma_placeholders(&Env::process())
 }
 
 impl Config {
@@ -142,6 +183,51 @@ mod tests {
         assert_eq!(c.min_severity, Severity::Medium);
         assert!(!c.alert_samples);
         assert!(c.topic_arn.is_none());
+    }
+
+    #[test]
+    fn sigma_placeholders_inline_or_from_a_file() {
+        assert!(cfg(&[]).unwrap().sigma_placeholders.is_empty());
+        let c = cfg(&[(
+            "VIGIL_SIGMA_PLACEHOLDERS",
+            r#"{"corporate_networks": ["192.0.2.0/24", "198.51.100.0/24"]}"#,
+        )])
+        .unwrap();
+        assert_eq!(
+            c.sigma_placeholders.get("corporate_networks").unwrap(),
+            ["192.0.2.0/24", "198.51.100.0/24"]
+        );
+        let path =
+            std::env::temp_dir().join(format!("vigil-placeholders-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "break_glass_users:\n  - breakglass-1\n  - breakglass-2\n",
+        )
+        .unwrap();
+        let file = path.to_string_lossy().to_string();
+        let c = cfg(&[("VIGIL_SIGMA_PLACEHOLDERS_FILE", &file)]).unwrap();
+        assert_eq!(
+            c.sigma_placeholders.get("break_glass_users").unwrap(),
+            ["breakglass-1", "breakglass-2"]
+        );
+        let both = cfg(&[
+            ("VIGIL_SIGMA_PLACEHOLDERS_FILE", &file),
+            ("VIGIL_SIGMA_PLACEHOLDERS", r#"{"a": ["b"]}"#),
+        ]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(both.is_err());
+        for bad in [r#"["a"]"#, r#"{"a": []}"#, "{", r#"{"a": [true]}"#] {
+            let e = cfg(&[("VIGIL_SIGMA_PLACEHOLDERS", bad)]).unwrap_err();
+            assert!(
+                e.to_string().starts_with("VIGIL_SIGMA_PLACEHOLDERS:"),
+                "{e}"
+            );
+        }
+        let missing = cfg(&[(
+            "VIGIL_SIGMA_PLACEHOLDERS_FILE",
+            "/nonexistent/placeholders.json",
+        )]);
+        assert!(missing.unwrap_err().to_string().contains("cannot read"));
     }
 
     #[test]

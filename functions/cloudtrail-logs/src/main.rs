@@ -7,13 +7,12 @@
 //! record at a time (`vigil::sources::log_file`); a message whose file fails is
 //! reported in `batchItemFailures`, alone.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
-use vigil::app::{self, FunctionSpec, StartupError};
-use vigil::detect::{Detector, RuleSet};
+use vigil::app::{self, FunctionSpec};
+use vigil::detect::Detector;
 use vigil::logfiles::{self, S3LogFiles};
 use vigil::Source;
 
@@ -24,8 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sources: &[Source::CloudTrail],
     };
     let function = app::start_function(&spec, |config| {
-        let rules = RuleSet::load(config.rules_dir.as_deref().map(Path::new))
-            .map_err(|e| StartupError::Rules(e.to_string()))?;
+        let rules = app::detection_rules(config)?;
         Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
     })
     .await?;

@@ -3,11 +3,10 @@
 //! (bundled, plus `VIGIL_RULES_DIR`) and Vigil's pipeline to the SNS alert
 //! topic. `vigil rules pattern --sam` prints the EventBridge rules it needs.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use vigil::app::{self, FunctionSpec, StartupError};
-use vigil::detect::{Detector, RuleSet};
+use vigil::app::{self, FunctionSpec};
+use vigil::detect::Detector;
 use vigil::Source;
 
 #[tokio::main]
@@ -18,8 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             sources: &[Source::CloudTrail],
         },
         |config| {
-            let rules = RuleSet::load(config.rules_dir.as_deref().map(Path::new))
-                .map_err(|e| StartupError::Rules(e.to_string()))?;
+            let rules = app::detection_rules(config)?;
             Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
         },
     )
