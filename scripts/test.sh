@@ -23,6 +23,14 @@ start_moto
 echo "==> cargo test --workspace"
 cargo test --workspace --all-targets
 
+# The replay report (docs/replay.md) in a real browser: Debian's Chromium,
+# driven over the DevTools protocol, on reports the vigil binary just built.
+echo "==> the replay report in headless Chromium"
+ensure_chromium
+python scripts/report_browser_test.py
+echo "==> the report picture (README) is of the report the samples make now"
+python scripts/report_picture.py --check
+
 echo "==> SAM and CloudFormation linters"
 sam validate --lint --template template.yaml --region us-east-1
 shopt -s nullglob

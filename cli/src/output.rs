@@ -160,7 +160,13 @@ impl JsonLines {
         if self.failed.is_some() {
             return;
         }
-        let mut line = json_line(seen).to_string();
+        // U+2028 and U+2029 stay valid JSON as they are, but line readers
+        // (Python's splitlines, for one) break lines at them: escaped, the
+        // same string reaches every reader on one line.
+        let mut line = json_line(seen)
+            .to_string()
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
         line.push('\n');
         let mut stdout = std::io::stdout().lock();
         if let Err(e) = stdout.write_all(line.as_bytes()) {

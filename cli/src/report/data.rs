@@ -78,6 +78,7 @@ pub(crate) struct AlertRow {
     pub(crate) actor: String,
     pub(crate) access_key: String,
     pub(crate) source_ip: String,
+    pub(crate) user_agent: String,
     pub(crate) account: String,
     pub(crate) region: String,
     pub(crate) source: &'static str,
@@ -199,7 +200,8 @@ impl ReportData {
             self.regions.add(&f.region);
         }
         let actor = f.actor.as_ref();
-        if let Some(name) = actor.and_then(|a| a.arn.as_deref().or(a.display_name())) {
+        // The name the alert table shows, so a top entry is found there.
+        if let Some(name) = actor.and_then(|a| a.display_name()) {
             self.principals.add(name);
         }
         if let Some(key) = actor.and_then(|a| a.access_key_id.as_deref()) {
@@ -268,6 +270,7 @@ fn alert_row(f: &Finding) -> AlertRow {
         actor: cell(actor.and_then(|a| a.display_name()).unwrap_or("")),
         access_key: cell(actor.and_then(|a| a.access_key_id.as_deref()).unwrap_or("")),
         source_ip: cell(source_ip(f).unwrap_or("")),
+        user_agent: cell(actor.and_then(|a| a.user_agent.as_deref()).unwrap_or("")),
         account: cell(&f.account_label()),
         region: cell(&f.region),
         source: f.source.as_str(),

@@ -49,6 +49,7 @@
     fact("What happened", a.description);
     fact("Resource", a.resource);
     fact("Source IP", a.source_ip);
+    fact("User agent", a.user_agent);
     fact("Access key", a.access_key);
     fact("Source", a.source);
     if (a.console_url && consoleLink(a.console_url)) {
