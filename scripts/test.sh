@@ -35,7 +35,7 @@ echo "==> SAM and CloudFormation linters"
 sam validate --lint --template template.yaml --region us-east-1
 shopt -s nullglob
 cfn-lint template.yaml infra/*.yaml
-echo "==> the dashboard picture (docs/operations.md) matches the template's dashboard"
+echo "==> the dashboard picture (docs/operations.md) matches the template's dashboard and a replay of the samples"
 python scripts/dashboard_picture.py template.yaml target/dashboard.svg
 diff -u docs/dashboard.svg target/dashboard.svg || { echo "docs/dashboard.svg is stale: run scripts/dashboard_picture.py template.yaml docs/dashboard.svg"; exit 1; }
 echo "==> checkov (skipped checks and reasons: .checkov.yaml)"
