@@ -487,3 +487,19 @@ fn hostile_event_text_reaches_the_report_as_text_only() {
         .iter()
         .any(|a| a["description"].as_str().unwrap().contains(PAYLOADS[2])));
 }
+
+#[test]
+fn json_lines_stay_one_line_each_for_every_line_reader() {
+    let hostile = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile-events.json");
+    let out = run(vigil().args(["replay", "--output", "json"]).arg(&hostile));
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The fixture's request parameters hold U+2028 and U+2029: escaped, so
+    // readers that also break lines there (Python's splitlines) see 3 lines.
+    assert!(!text.contains(['\u{2028}', '\u{2029}']));
+    assert_eq!(text.lines().count(), 3);
+    let evidence = json_lines(text.as_bytes())[0]["evidence"]["request_parameters"].clone();
+    assert!(
+        evidence.as_str().unwrap().contains('\u{2028}'),
+        "the text itself is kept: {evidence}"
+    );
+}

@@ -54,11 +54,12 @@ impl ReportFacts {
             events: summary.events,
             files: summary.files,
             errors_total: summary.errors.len(),
+            // Parser messages can quote event text: one bounded line each.
             errors: summary
                 .errors
                 .iter()
                 .take(MAX_ERRORS_SHOWN)
-                .cloned()
+                .map(|e| vigil::text::one_line(e, 500))
                 .collect(),
             inputs: paths.iter().map(|p| p.display().to_string()).collect(),
         }
