@@ -25,6 +25,10 @@ const MAX_TEXT: usize = 2_000;
 const MAX_EVIDENCE: usize = 40;
 /// Storm summaries listed.
 const MAX_STORMS: usize = 1_000;
+/// Text the alert rows may hold in all, so the page stays one a browser opens.
+const MAX_ROW_BYTES: usize = 64 << 20;
+/// Distinct minutes the chart keeps (attacker-written times can be any).
+const MAX_MINUTES: usize = 200_000;
 
 /// Counts by value, capped at [`MAX_KEYS`] distinct values.
 #[derive(Debug, Default, Clone)]
@@ -93,6 +97,32 @@ pub(crate) struct AlertRow {
     pub(crate) event_id: String,
 }
 
+impl AlertRow {
+    /// The length of its text, roughly what it adds to the page.
+    fn text_len(&self) -> usize {
+        let fields = [
+            &self.title,
+            &self.rule,
+            &self.rule_id,
+            &self.actor,
+            &self.access_key,
+            &self.source_ip,
+            &self.user_agent,
+            &self.account,
+            &self.region,
+            &self.resource,
+            &self.description,
+            &self.trace_id,
+            &self.xray_trace_id,
+            &self.finding_id,
+            &self.fingerprint,
+            &self.event_id,
+        ];
+        let evidence: usize = self.evidence.iter().map(|(k, v)| k.len() + v.len()).sum();
+        fields.iter().map(|f| f.len()).sum::<usize>() + evidence
+    }
+}
+
 /// A storm summary alert: how many alerts it replaced, over which window.
 #[derive(Debug, Clone)]
 pub(crate) struct StormRow {
@@ -133,8 +163,12 @@ pub(crate) struct ReportData {
     pub(crate) storms: Vec<StormRow>,
     pub(crate) storms_alerted: u64,
     pub(crate) rows: Vec<AlertRow>,
-    /// Alerts past [`MAX_ROWS`].
+    /// Text held by the rows, against [`MAX_ROW_BYTES`].
+    row_bytes: usize,
+    /// Alerts past [`MAX_ROWS`] or [`MAX_ROW_BYTES`].
     pub(crate) rows_cut: u64,
+    /// Findings whose minute came past [`MAX_MINUTES`]: counted, not drawn.
+    pub(crate) undrawn: u64,
 }
 
 impl ReportData {
@@ -156,17 +190,28 @@ impl ReportData {
         self.first = Some(self.first.map_or(f.time, |t| t.min(f.time)));
         self.last = Some(self.last.map_or(f.time, |t| t.max(f.time)));
         let minute = f.time.timestamp().div_euclid(60);
-        self.per_minute.entry(minute).or_default()[sev_index(f.severity)] += 1;
+        if self.per_minute.len() < MAX_MINUTES || self.per_minute.contains_key(&minute) {
+            self.per_minute.entry(minute).or_default()[sev_index(f.severity)] += 1;
+        } else {
+            self.undrawn += 1;
+        }
         self.add_attack(f);
         self.add_tops(f);
         if d.alerted() {
             self.alerts += 1;
             self.alerts_by_severity[sev_index(f.severity)] += 1;
-            match self.rows.len() < MAX_ROWS {
-                true => self.rows.push(alert_row(f)),
-                false => self.rows_cut += 1,
-            }
+            self.add_row(f);
         }
+    }
+
+    fn add_row(&mut self, f: &Finding) {
+        if self.rows.len() >= MAX_ROWS || self.row_bytes >= MAX_ROW_BYTES {
+            self.rows_cut += 1;
+            return;
+        }
+        let row = alert_row(f);
+        self.row_bytes += row.text_len();
+        self.rows.push(row);
     }
 
     fn add_attack(&mut self, f: &Finding) {
@@ -409,6 +454,25 @@ mod tests {
             );
         }
         assert_eq!((data.rows.len(), data.rows_cut), (MAX_ROWS, 3));
+    }
+
+    #[test]
+    fn alert_text_has_a_budget_too() {
+        let mut data = ReportData::default();
+        let mut f = finding(Severity::High, 1);
+        for i in 0..MAX_EVIDENCE + 10 {
+            f.evidence
+                .insert(format!("field{i:02}"), "v".repeat(MAX_TEXT + 1_000));
+        }
+        let per_row = alert_row(&f).text_len();
+        assert!(per_row <= MAX_EVIDENCE * (MAX_TEXT + MAX_LABEL) + 16 * MAX_LABEL + MAX_TEXT);
+        let fit = MAX_ROW_BYTES.div_ceil(per_row);
+        for _ in 0..fit + 5 {
+            see(&mut data, f.clone(), Decision::Alerted(vec![]));
+        }
+        assert_eq!(data.rows.len(), fit);
+        assert_eq!(data.rows_cut, 5);
+        assert_eq!(data.alerts, fit as u64 + 5, "every alert is still counted");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 use vigil::model::{Severity, Tactic};
 
-use super::data::{sev_index, Counter, ReportData};
+use super::data::{sev_index, AlertRow, Counter, ReportData};
 use super::escape::{html, json_for_script};
 use super::svg;
 use super::ReportFacts;
@@ -25,7 +25,7 @@ const TOP_N: usize = 10;
 
 /// The whole page.
 pub(crate) fn page(data: &ReportData, facts: &ReportFacts) -> Result<String, serde_json::Error> {
-    let mut rows = data.rows.clone();
+    let mut rows: Vec<&AlertRow> = data.rows.iter().collect();
     rows.sort_by(|a, b| a.time.cmp(&b.time));
     let script_data = json_for_script(&json!({
         "alerts": rows,
@@ -42,9 +42,15 @@ pub(crate) fn page(data: &ReportData, facts: &ReportFacts) -> Result<String, ser
     );
     header(&mut s, data, facts);
     summary(&mut s, data, facts);
+    let undrawn = match data.undrawn {
+        0 => String::new(),
+        n => {
+            format!("<p class=\"note\">{n} findings at other times are counted but not drawn.</p>")
+        }
+    };
     let _ = writeln!(
         s,
-        "<section id=\"over-time\"><h2>Findings over time</h2>{}{}</section>",
+        "<section id=\"over-time\"><h2>Findings over time</h2>{}{}{undrawn}</section>",
         svg::findings_over_time(&data.per_minute),
         legend()
     );
