@@ -64,7 +64,7 @@ pub(crate) struct ReplayArgs {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
     #[error("reading VIGIL_* settings")]
-    Settings(#[from] vigil::env::ConfigError),
+    Settings(#[from] vigil::config::ConfigError),
     #[error("loading suppression rules")]
     Suppressions(#[from] vigil::dedup::RulesError),
     #[error("loading the routing table")]

@@ -10,8 +10,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use vigil::model::{Finding, Severity, Tactic};
 use vigil::pipeline::{decision_name, Decision};
-use vigil::text::{one_line, strip_controls, truncate};
 
+use super::escape::{lines, one_line};
 use crate::replay::walk::{Kind, Seen};
 
 /// Alerts kept for the timeline table; later ones are counted, not shown.
@@ -300,7 +300,7 @@ fn cell(s: &str) -> String {
 
 /// Text for the detail view: lines kept, controls (bidi overrides too) gone.
 fn text(s: &str) -> String {
-    truncate(&strip_controls(s, true), MAX_TEXT)
+    lines(s, MAX_TEXT)
 }
 
 fn alert_row(f: &Finding) -> AlertRow {

@@ -8,6 +8,49 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+/// Whether `c` must not reach a page: control characters (terminal
+/// escapes, NUL), bidirectional overrides and isolates (text that reads
+/// differently from what it is), zero-width characters and the line and
+/// paragraph separators.
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2028}' | '\u{2029}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// At most `max` characters, a cut marked with `…`.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Event text for a label or a table cell: one line (line breaks and tabs
+/// become spaces), nothing hidden, trimmed, at most `max` characters.
+pub(crate) fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .filter(|c| !hidden(*c))
+        .collect();
+    cut(flat.trim(), max)
+}
+
+/// Event text for the detail view: line breaks kept, nothing hidden, at
+/// most `max` characters.
+pub(crate) fn lines(s: &str, max: usize) -> String {
+    let kept: String = s.chars().filter(|c| !hidden(*c) && *c != '\r').collect();
+    cut(&kept, max)
+}
+
 /// Escapes `&`, `<`, `>`, `"` and `'`: safe as element text and as a quoted
 /// attribute value (never as an unquoted attribute, a URL or inside a
 /// `<script>` or `<style>`, which the page does not do).
@@ -50,6 +93,21 @@ pub(crate) fn json_for_script<T: Serialize>(value: &T) -> Result<String, serde_j
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn text_loses_what_hides_or_disguises_it_and_is_bounded() {
+        assert_eq!(
+            one_line("  a\u{202E}b\nc\td\u{200B}\u{1b}[31m  ", 100),
+            "ab c d[31m"
+        );
+        assert_eq!(one_line("abcdef", 4), "abc…");
+        assert_eq!(one_line("ünï", 3), "ünï");
+        assert_eq!(
+            lines("line 1\r\nline 2\u{2028}\u{2066}x", 100),
+            "line 1\nline 2x"
+        );
+        assert_eq!(lines(&"x".repeat(10), 5).chars().count(), 5);
+    }
 
     #[test]
     fn html_escapes_what_can_open_markup_or_close_an_attribute() {

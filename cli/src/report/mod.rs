@@ -59,7 +59,7 @@ impl ReportFacts {
                 .errors
                 .iter()
                 .take(MAX_ERRORS_SHOWN)
-                .map(|e| vigil::text::one_line(e, 500))
+                .map(|e| escape::one_line(e, 500))
                 .collect(),
             inputs: paths.iter().map(|p| p.display().to_string()).collect(),
         }
