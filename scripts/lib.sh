@@ -8,8 +8,10 @@ VENV="$ROOT/.venv"
 # Pinned so CI and developers lint and emulate with the same versions.
 # The OCSF validator (scripts/validate_ocsf.py): the official schema export as
 # JSON Schema (ocsf-json-schema, checked with jsonschema) and pydantic-ocsf.
+# websocket-client drives headless Chromium over the DevTools protocol (the
+# report's browser test); Python's standard library has no WebSocket client.
 PY_TOOLS=("moto[server]==5.2.*" "cfn-lint==1.*" "aws-sam-cli==1.*" "cargo-lambda==1.9.*" "ziglang==0.13.*" "checkov==3.*"
-  "pydantic-ocsf==3.0.*" "ocsf-json-schema==1.2.*" "jsonschema==4.*")
+  "pydantic-ocsf==3.0.*" "ocsf-json-schema==1.2.*" "jsonschema==4.*" "websocket-client==1.*")
 
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -63,4 +65,21 @@ stop_moto() {
     wait "$MOTO_PID" 2>/dev/null || true
     MOTO_PID=""
   fi
+}
+
+# Debian's Chromium, for the HTML report's browser test and its screenshot
+# (scripts/report_browser_test.py, scripts/report_picture.py). CI runs as
+# root on a fresh Debian machine, so it installs from the distribution.
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+ensure_chromium() {
+  if [ ! -x "$CHROMIUM" ]; then
+    echo "==> installing chromium (Debian package)"
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "chromium is missing and installing it needs root: apt-get install chromium" >&2
+      return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  export CHROMIUM
 }

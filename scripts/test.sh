@@ -28,11 +28,19 @@ start_moto
 echo "==> cargo test --workspace"
 cargo test --workspace --all-targets
 
+# The replay report (docs/replay.md) in a real browser: Debian's Chromium,
+# driven over the DevTools protocol, on reports the vigil binary just built.
+echo "==> the replay report in headless Chromium"
+ensure_chromium
+python scripts/report_browser_test.py
+echo "==> the report picture (README) is of the report the samples make now"
+python scripts/report_picture.py --check
+
 echo "==> SAM and CloudFormation linters"
 sam validate --lint --template template.yaml --region us-east-1
 shopt -s nullglob
 cfn-lint template.yaml infra/*.yaml
-echo "==> the dashboard picture (docs/operations.md) matches the template's dashboard"
+echo "==> the dashboard picture (docs/operations.md) matches the template's dashboard and a replay of the samples"
 python scripts/dashboard_picture.py template.yaml target/dashboard.svg
 diff -u docs/dashboard.svg target/dashboard.svg || { echo "docs/dashboard.svg is stale: run scripts/dashboard_picture.py template.yaml docs/dashboard.svg"; exit 1; }
 echo "==> checkov (skipped checks and reasons: .checkov.yaml)"

@@ -1,41 +1,36 @@
-//! `vigil replay`: sample or captured events through the same pipeline the
-//! Lambdas run, with a summary at the end.
+//! The counts of a whole replay, as people read them at its end, and the
+//! progress line a long replay draws on a terminal meanwhile.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use vigil::model::Severity;
-use vigil::pipeline::{decision_name, EventReport, Pipeline, PipelineError, Processed};
-use vigil::sources::log_file::{input, EventStream};
+use vigil::pipeline::{decision_name, EventReport, Processed};
 
 /// Counts over a whole replay.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Summary {
-    files: usize,
-    events: usize,
-    findings: usize,
-    alerts: usize,
+    pub(crate) files: usize,
+    pub(crate) events: usize,
+    pub(crate) findings: usize,
+    pub(crate) alerts: usize,
     /// Storm summary alerts sent (each replacing many alerts).
-    storm_summaries: usize,
+    pub(crate) storm_summaries: usize,
     by_severity: BTreeMap<Severity, usize>,
     by_type: BTreeMap<String, usize>,
     by_decision: BTreeMap<&'static str, usize>,
     /// Events that failed, with the reason (file: error).
     pub(crate) errors: Vec<String>,
-    elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Bytes read from the files so far (as stored: compressed when gzip).
-    bytes: u64,
+    pub(crate) bytes: u64,
     /// Size of all the files to replay.
-    total_bytes: u64,
+    pub(crate) total_bytes: u64,
 }
 
-/// How often (in events) a long replay reports progress.
-const PROGRESS_EVERY: usize = 4096;
-
 impl Summary {
-    fn add(&mut self, report: &EventReport) {
+    pub(crate) fn add(&mut self, report: &EventReport) {
         self.add_summaries(&report.summaries);
         for p in &report.findings {
             self.findings += 1;
@@ -57,7 +52,7 @@ impl Summary {
     }
 
     /// Counts storm summary alerts.
-    fn add_summaries(&mut self, summaries: &[Processed]) {
+    pub(crate) fn add_summaries(&mut self, summaries: &[Processed]) {
         self.storm_summaries += summaries.iter().filter(|p| p.decision.alerted()).count();
     }
 
@@ -190,68 +185,4 @@ impl StatusLine {
             let _ = write!(std::io::stderr(), "\r\x1b[K");
         }
     }
-}
-
-/// Replays every event under `paths`. An event that fails is counted and
-/// reported; the replay goes on. Files are streamed ([`vigil::sources::log_file`]), so
-/// a multi-gigabyte log file replays in flat memory. `progress` is told
-/// every [`PROGRESS_EVERY`] events and after each file.
-pub(crate) async fn replay(
-    pipeline: &Pipeline,
-    paths: &[PathBuf],
-    mut progress: impl FnMut(&Summary),
-) -> Summary {
-    let started = Instant::now();
-    let mut summary = Summary::default();
-    let files = match input::files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            summary.errors.push(e.to_string());
-            return summary;
-        }
-    };
-    summary.total_bytes = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    for file in files {
-        summary.files += 1;
-        let reader = match std::fs::File::open(&file) {
-            Ok(r) => r,
-            Err(e) => {
-                summary.errors.push(format!("{}: {e}", file.display()));
-                continue;
-            }
-        };
-        let bytes_before = summary.bytes;
-        let mut events = EventStream::spawn(reader);
-        while let Some(event) = events.next().await {
-            summary.events += 1;
-            if summary.events % PROGRESS_EVERY == 0 {
-                summary.bytes = bytes_before + events.bytes_read();
-                summary.elapsed = started.elapsed();
-                progress(&summary);
-            }
-            match pipeline.process_event(&event).await {
-                Ok(report) => summary.add(&report),
-                Err(PipelineError::Delivery { report, first, .. }) => {
-                    summary.add(&report);
-                    summary.errors.push(format!("{}: {first}", file.display()));
-                }
-                Err(e) => summary.errors.push(format!("{}: {e}", file.display())),
-            }
-        }
-        summary.bytes = bytes_before + events.bytes_read();
-        if let Err(e) = events.finish().await {
-            summary.errors.push(format!("{}: {e}", file.display()));
-        }
-        summary.elapsed = started.elapsed();
-        progress(&summary);
-    }
-    // Nothing follows a replay: storm windows still open are summarized now.
-    let flushed = pipeline.flush_storms().await;
-    summary.add_summaries(&flushed);
-    summary.elapsed = started.elapsed();
-    summary
 }
