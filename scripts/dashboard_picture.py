@@ -79,10 +79,14 @@ def replay_metrics():
     done = subprocess.run([str(vigil), "replay", "--quiet", SAMPLES], cwd=ROOT, env=env,
                           check=True, capture_output=True, text=True)
     points = []
-    for line in done.stderr.splitlines():
-        if not line.startswith('{"_aws"'):
+    for line in done.stderr.split("\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
             continue
-        record = json.loads(line)
+        # EMF lines among the JSON log lines on stderr.
+        if not isinstance(record, dict) or "_aws" not in record:
+            continue
         for directive in record["_aws"]["CloudWatchMetrics"]:
             for dims in directive["Dimensions"]:
                 for metric in directive["Metrics"]:
