@@ -28,6 +28,13 @@ start_moto
 echo "==> cargo test --workspace"
 cargo test --workspace --all-targets
 
+# `vigil replay --output ocsf` writes the SNS `sqs` body: it must validate
+# against the official schema too, and there must be something to validate.
+echo "==> vigil replay --output ocsf of the samples is valid OCSF"
+ocsf_lines="$ROOT/target/replay-ocsf.jsonl"
+cargo run -q --bin vigil -- replay --output ocsf examples/events 2>/dev/null >"$ocsf_lines"
+[ -s "$ocsf_lines" ] || { echo "vigil replay --output ocsf wrote nothing" >&2; exit 1; }
+"$VENV/bin/python" scripts/validate_ocsf.py "$ocsf_lines"
 # The replay report (docs/replay.md) in a real browser: Debian's Chromium,
 # driven over the DevTools protocol, on reports the vigil binary just built.
 echo "==> the replay report in headless Chromium"
