@@ -480,3 +480,83 @@ fn missing_data_is_treated_by_what_the_alarm_watches() {
         assert!(p.get("OKActions").is_some(), "{name}: no OKActions");
     }
 }
+
+/// Every EventBridge rule that delivers events (not a schedule: a missed
+/// sweep is redone by the next) retries and keeps what it could not deliver.
+#[test]
+fn every_event_rule_target_retries_and_dead_letters() {
+    let t = Template::load(TEMPLATE, EVERYTHING);
+    let mut targets: Vec<(String, Json)> = Vec::new();
+    for (name, r) in t.of_type("AWS::Events::Rule") {
+        let p = t.resolve(&r["Properties"]);
+        if p.get("EventPattern").is_some() {
+            for target in p["Targets"].as_array().cloned().unwrap_or_default() {
+                targets.push((format!("{name} -> {}", target["Id"]), target));
+            }
+        }
+    }
+    for (name, e) in t.function_events() {
+        if matches!(
+            e["Type"].as_str(),
+            Some("EventBridgeRule" | "CloudWatchEvent")
+        ) {
+            targets.push((name, t.resolve(&e["Properties"])));
+        }
+    }
+    assert!(targets.len() >= 8, "{targets:?}");
+    for (name, target) in targets {
+        assert!(target["RetryPolicy"].is_object(), "{name}: no RetryPolicy");
+        assert!(
+            target["DeadLetterConfig"]["Arn"].is_object(),
+            "{name}: no DeadLetterConfig"
+        );
+    }
+}
+
+/// The AWS services the stack's key trusts may use it only for this stack's
+/// resources: each service statement has a condition on the source account
+/// (or, where AWS sets no source keys, on the calling service or the
+/// encryption context).
+#[test]
+fn the_key_trusts_services_only_for_this_stack() {
+    let t = Template::load(TEMPLATE, EVERYTHING);
+    let (_, key) = t
+        .of_type("AWS::KMS::Key")
+        .into_iter()
+        .find(|(n, _)| n == "AlertTopicKey")
+        .expect("AlertTopicKey");
+    let policy = t.resolve(&key["Properties"]["KeyPolicy"]);
+    let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+    let mut services = 0;
+    for s in &statements {
+        if s["Principal"].get("Service").is_none() {
+            continue;
+        }
+        services += 1;
+        let conditions: Vec<String> = s["Condition"]
+            .as_object()
+            .into_iter()
+            .flat_map(|ops| ops.values())
+            .filter_map(Json::as_object)
+            .flat_map(|keys| keys.keys().cloned())
+            .collect();
+        let scoped = conditions.iter().any(|k| {
+            k == "aws:SourceAccount"
+                || k == "kms:ViaService"
+                || k.starts_with("kms:EncryptionContext:")
+        });
+        assert!(scoped, "{}: no source condition: {conditions:?}", s["Sid"]);
+        if s["Principal"]["Service"] != "events.amazonaws.com"
+            && !conditions
+                .iter()
+                .any(|k| k.starts_with("kms:EncryptionContext:"))
+        {
+            assert!(
+                conditions.contains(&"aws:SourceArn".to_string()),
+                "{}: no aws:SourceArn",
+                s["Sid"]
+            );
+        }
+    }
+    assert!(services >= 4, "{statements:?}");
+}
