@@ -31,6 +31,12 @@ pub const DETAIL_TYPES: [&str; 3] = [
     "AWS Console Signin via CloudTrail",
 ];
 
+/// The `source` condition of every pattern: only AWS services can put events
+/// whose source starts with `aws.` (PutEvents refuses them), so a custom
+/// event that copies a CloudTrail detail-type never matches. CloudTrail's
+/// sources are per service (`aws.iam`, `aws.signin`, ...), hence a prefix.
+pub const AWS_SOURCE_PREFIX: &str = "aws.";
+
 /// Fields a pattern may constrain: always present as scalars in CloudTrail
 /// records, so EventBridge matching on them is exact.
 pub const PATTERN_FIELDS: &[&str] = &[
@@ -196,7 +202,10 @@ fn need_json(need: &Need) -> Value {
 }
 
 fn pattern_json(alts: &[Need]) -> Value {
-    let mut p = json!({ "detail-type": DETAIL_TYPES });
+    let mut p = json!({
+        "source": [{ "prefix": AWS_SOURCE_PREFIX }],
+        "detail-type": DETAIL_TYPES,
+    });
     let detail = match alts {
         [] => return p,
         [one] if one.is_empty() => return p,
@@ -550,5 +559,22 @@ Resources:
             "ENABLED takes no read-only events"
         );
         assert!(rules.iter().any(|r| r.delivers(&stop)));
+    }
+
+    #[test]
+    fn derived_patterns_take_only_aws_sources() {
+        let r = rule(&format!(
+            "{HEAD}detection:\n  s:\n    eventSource: cloudtrail.amazonaws.com\n    eventName: StopLogging\n  condition: s\n"
+        ));
+        let d = derive([&r]);
+        let pattern = EventPattern::parse(&d.patterns[0]).unwrap();
+        let real = cloudtrail_envelope(
+            &json!({"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"}),
+        );
+        assert_eq!(real["source"], "aws.cloudtrail");
+        assert!(pattern.matches(&real));
+        let mut forged = real.clone();
+        forged["source"] = json!("attacker.custom");
+        assert!(!pattern.matches(&forged), "{}", d.patterns[0]);
     }
 }
