@@ -131,10 +131,16 @@ fn check_text(ctx: &str, what: &str, text: &str) {
         .any(|d| host == *d || host.ends_with(&format!(".{d}")));
         assert!(aws, "{ctx}: {what} has a live link to {host:?}");
     }
-    assert!(
-        !text.to_ascii_lowercase().contains("www.evil"),
-        "{ctx}: {what} has a live www link"
-    );
+    // `www.` starts a link where a word starts (inside a console URL's
+    // percent-encoded path it does not).
+    let lower = text.to_ascii_lowercase();
+    for (i, _) in lower.match_indices("www.evil") {
+        let starts_word = lower[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        assert!(!starts_word, "{ctx}: {what} has a live www link");
+    }
 }
 
 /// Chat outputs (Slack, Chatbot): no mention, no `<url|text>` or markdown link

@@ -69,7 +69,9 @@ pub(crate) fn escape_text(s: &str, max: usize, multiline: bool) -> String {
         strip_controls(&s.replace(['\n', '\r', '\t'], " "), false)
     };
     // A URL in text is shown defanged: Slack makes plain URLs links.
-    let cleaned = defang(crate::text::truncate(cleaned.trim(), max.saturating_add(1)).as_str());
+    // `[x](y)` is broken apart too, for any client that reads markdown links.
+    let cleaned = defang(crate::text::truncate(cleaned.trim(), max.saturating_add(1)).as_str())
+        .replace("](", "] (");
     let cleaned = cleaned.as_str();
     let piece = |c: char| -> Option<&'static str> {
         match c {

@@ -298,7 +298,9 @@ pub(crate) fn slack_escape(s: &str) -> String {
 /// Untrusted text as an inline code span in markdown (Chatbot's client-markdown,
 /// Slack mrkdwn): inside a code span nothing is a link, mention or emphasis.
 pub(crate) fn markdown_code(s: &str, max: usize) -> String {
-    let cleaned = slack_escape(&defanged(&one_line(s, max), max)).replace('`', "'");
+    let cleaned = slack_escape(&defanged(&one_line(s, max), max))
+        .replace('`', "'")
+        .replace("](", "] (");
     format!("`{cleaned}`")
 }
 
