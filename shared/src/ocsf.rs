@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::model::{
     Actor, ActorType, Finding, FindingStatus, IpClass, Network, Severity, Technique,
 };
+use crate::text::{self, link::is_console_url};
 
 pub(crate) const CLASS_UID: u32 = 2004;
 pub(crate) const CATEGORY_UID: u32 = 2;
@@ -98,6 +99,8 @@ pub fn to_ocsf(f: &Finding) -> Value {
     });
     out["unmapped"] = Value::Object(unmapped);
     strip_empty(&mut out);
+    // Whoever reads it next (a SIEM, the notifier) shows these strings.
+    text::clean_json(&mut out);
     out
 }
 
@@ -130,7 +133,8 @@ fn finding_info(f: &Finding) -> Value {
         "last_seen_time": f.last_seen.map(|t| t.timestamp_millis()),
         "analytic": rule.map(|r| json!({"uid": non_empty(&r.id), "name": non_empty(&r.title),
                                         "type_id": 1, "type": "Rule"})),
-        "src_url": f.links.console,
+        // Only a console page: the notifier makes `src_url` a button.
+        "src_url": f.links.console.as_deref().filter(|u| is_console_url(u)),
         "attacks": attacks(f),
     })
 }

@@ -517,7 +517,13 @@ impl Pipeline {
         Some(
             t.replace("{trace_id}", &ids.trace_id)
                 .replace("{xray_trace_id}", &ids.xray_trace_id)
-                .replace("{region}", region),
+                // The region is event text: only a region label reaches the URL.
+                .replace(
+                    "{region}",
+                    crate::text::link::Region::parse(region)
+                        .as_ref()
+                        .map_or("", |r| r.as_str()),
+                ),
         )
     }
 }

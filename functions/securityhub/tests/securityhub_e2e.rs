@@ -433,7 +433,7 @@ fn check_alert(
         .get(message_id)
         .unwrap_or_else(|| panic!("{ctx}: SNS recorded no publish {message_id}"));
     assert_eq!(published_subject, subject, "{ctx}");
-    for key in ["default", "email", "sqs", "lambda"] {
+    for key in ["default", "email", "sqs", "lambda", "https"] {
         assert!(
             structure[key].is_string(),
             "{ctx}: no {key} key: {structure}"
@@ -445,9 +445,9 @@ fn check_alert(
         "{ctx}: lambda gets OCSF too"
     );
 
-    // default: an Amazon Q Developer (Chatbot) custom notification.
-    let chat: Value = serde_json::from_str(structure["default"].as_str().unwrap())
-        .unwrap_or_else(|e| panic!("{ctx}: default is not JSON: {e}"));
+    // https (Chatbot subscribes over https): an Amazon Q Developer custom notification.
+    let chat: Value = serde_json::from_str(structure["https"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{ctx}: https is not JSON: {e}"));
     assert_eq!(chat["version"], "1.0", "{ctx}");
     assert_eq!(chat["source"], "custom", "{ctx}");
     assert_eq!(chat["content"]["textType"], "client-markdown", "{ctx}");

@@ -15,7 +15,13 @@ use super::view::{AlertStatus, AlertView};
 use super::{DeliverFuture, Destination, Outcome};
 use crate::model::Severity;
 use crate::sinks::SinkError;
-use crate::text::{one_line, strip_controls, truncate};
+use crate::text::link::is_console_url;
+use crate::text::Untrusted;
+
+/// Event text on one line, URLs defanged (PagerDuty makes plain URLs links).
+fn one_line(s: &str, max: usize) -> String {
+    Untrusted::new(s).line(max).into_string()
+}
 
 /// The public Events API v2 endpoint.
 pub(crate) const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -94,7 +100,11 @@ fn links(a: &AlertView) -> Vec<Value> {
             && u.len() <= 2048
             && u.bytes().all(|b| b.is_ascii_graphic())
     };
-    if let Some(u) = a.console_url.as_deref().filter(|u| ok(u)) {
+    if let Some(u) = a
+        .console_url
+        .as_deref()
+        .filter(|u| ok(u) && is_console_url(u))
+    {
         out.push(json!({"href": u, "text": "Finding in the AWS console"}));
     }
     if let Some(u) = a.trace_url.as_deref().filter(|u| ok(u)) {
@@ -169,7 +179,7 @@ fn custom_details(a: &AlertView) -> Value {
     put(
         "description",
         (!a.description.is_empty())
-            .then(|| truncate(strip_controls(&a.description, true).trim(), 2000)),
+            .then(|| Untrusted::new(&a.description).lines(2000, "").into_string()),
     );
     Value::Object(d)
 }

@@ -18,7 +18,9 @@
 //!   text (header, description) goes in `plain_text`, where Slack applies no
 //!   formatting at all;
 //! - links (console, trace) are button URLs, never markup, and only when they
-//!   are plain `http(s)` URLs;
+//!   are plain `http(s)` URLs; the console button only for an AWS console
+//!   page ([`is_console_url`]); any other URL in text is defanged
+//!   (`hxxps://evil[.]example`);
 //! - Slack's limits hold whatever the input (header 150, section text 3000,
 //!   field 2000, 50 blocks, 40,000 characters), counted after escaping in
 //!   UTF-16 units, the stricter reading; cuts are marked with `…`.
@@ -32,6 +34,7 @@ use super::{DeliverFuture, Destination, Outcome};
 use crate::model::Severity;
 use crate::render::severity_emoji;
 use crate::sinks::SinkError;
+use crate::text::link::{defang, is_console_url};
 use crate::text::strip_controls;
 
 /// Slack's documented limits.
@@ -65,7 +68,11 @@ pub(crate) fn escape_text(s: &str, max: usize, multiline: bool) -> String {
     } else {
         strip_controls(&s.replace(['\n', '\r', '\t'], " "), false)
     };
-    let cleaned = cleaned.trim();
+    // A URL in text is shown defanged: Slack makes plain URLs links.
+    // `[x](y)` is broken apart too, for any client that reads markdown links.
+    let cleaned = defang(crate::text::truncate(cleaned.trim(), max.saturating_add(1)).as_str())
+        .replace("](", "] (");
+    let cleaned = cleaned.as_str();
     let piece = |c: char| -> Option<&'static str> {
         match c {
             '&' => Some("&amp;"),
@@ -246,7 +253,8 @@ fn seen_text(a: &AlertView) -> Option<String> {
 /// carries usable URLs.
 fn actions(a: &AlertView) -> Option<Value> {
     let mut elements = Vec::new();
-    if let Some(url) = a.console_url.as_deref().and_then(button_url) {
+    let console = a.console_url.as_deref().filter(|u| is_console_url(u));
+    if let Some(url) = console.and_then(button_url) {
         elements.push(json!({
             "type": "button", "action_id": "vigil_console", "url": url,
             "text": plain(escape_text("Open in AWS console", BUTTON_TEXT_MAX, false)),

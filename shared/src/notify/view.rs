@@ -22,6 +22,7 @@ use crate::json;
 use crate::model::Severity;
 use crate::ocsf;
 use crate::route::Route;
+use crate::text::link::is_console_url;
 
 /// Why an SNS message is not an alert the notifier can read.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +172,8 @@ pub struct AlertView {
     pub user_agent: Option<String>,
     pub tactics: Vec<TacticView>,
     pub techniques: Vec<String>,
-    /// `finding_info.src_url`: the finding in the AWS console.
+    /// `finding_info.src_url`: the finding in the AWS console, when it is a
+    /// console URL ([`crate::text::link::is_console_url`]); else `None`.
     pub console_url: Option<String>,
     /// `unmapped.trace_id`: Vigil's W3C trace id for this event.
     pub trace_id: Option<String>,
@@ -237,7 +239,8 @@ impl AlertView {
                 .or_else(|| s(&["unmapped", "vigil_user_agent"])),
             tactics,
             techniques,
-            console_url: s(&["finding_info", "src_url"]),
+            // The SNS body is input too: only a console page is a link.
+            console_url: s(&["finding_info", "src_url"]).filter(|u| is_console_url(u)),
             trace_id: s(&["unmapped", "trace_id"]),
             xray_trace_id: s(&["unmapped", "xray_trace_id"]),
             trace_url: s(&["unmapped", "trace_url"]),

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::detect::RuleMeta;
 use crate::json;
 use crate::model::{Actor, ActorType, Finding, Network, Resource, RuleRef, Source};
-use crate::sources::console::{ConsoleUrl, Partition};
+use crate::sources::console::{percent_encode, ConsoleUrl, Partition};
 use crate::sources::Envelope;
 use crate::text;
 
@@ -45,7 +45,7 @@ pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> 
     f.links.console = json::string(record, &["eventID"]).and_then(|id| {
         let partition = Partition::of_arn(json::str_at(record, &["userIdentity", "arn"]));
         let url = ConsoleUrl::new(partition, &f.region, "cloudtrailv2")?;
-        Some(url.view(format!("/events/{id}")).build())
+        Some(url.view(format!("/events/{}", percent_encode(&id))).build())
     });
     f
 }

@@ -1,45 +1,11 @@
 //! Links into the AWS console, for every source: the partition an event names,
 //! its console host, percent-encoding, and [`ConsoleUrl`], which puts them
-//! together so that no source writes a console URL by hand.
+//! together so that no source writes a console URL by hand. The region must
+//! be a region label ([`Region`]): `awsRegion: "evil.example/x?"` makes no
+//! link at all.
 
-/// The AWS partitions whose console has a host of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Partition {
-    /// `aws`, and any partition Vigil does not know: regional console hosts.
-    #[default]
-    Aws,
-    /// `aws-cn`.
-    China,
-    /// `aws-us-gov`.
-    GovCloud,
-}
-
-impl Partition {
-    /// The partition by its name in ARNs and events (`aws-cn`, `aws-us-gov`).
-    pub(crate) fn named(name: &str) -> Partition {
-        match name {
-            "aws-cn" => Partition::China,
-            "aws-us-gov" => Partition::GovCloud,
-            _ => Partition::Aws,
-        }
-    }
-
-    /// The partition of an ARN (`arn:<partition>:...`), `aws` when unknown.
-    pub(crate) fn of_arn(arn: Option<&str>) -> Partition {
-        arn.and_then(|a| a.strip_prefix("arn:"))
-            .and_then(|a| a.split(':').next())
-            .map_or(Partition::Aws, Partition::named)
-    }
-
-    /// The console host of this partition in `region`.
-    pub(crate) fn console_host(self, region: &str) -> String {
-        match self {
-            Partition::China => "console.amazonaws.cn".to_string(),
-            Partition::GovCloud => "console.amazonaws-us-gov.com".to_string(),
-            Partition::Aws => format!("{region}.console.aws.amazon.com"),
-        }
-    }
-}
+pub(crate) use crate::text::link::Partition;
+use crate::text::link::Region;
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub(crate) fn percent_encode(s: &str) -> String {
@@ -60,22 +26,23 @@ pub(crate) fn percent_encode(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConsoleUrl<'a> {
     partition: Partition,
-    region: &'a str,
+    region: Region,
     service: &'a str,
     view: Option<String>,
 }
 
 impl<'a> ConsoleUrl<'a> {
     /// The home page of `service` (its path in the console, e.g. `guardduty`).
-    /// `None` without a region: every page Vigil links to is regional.
+    /// `None` without a valid region label: every page Vigil links to is
+    /// regional, and the region goes into the host and the query.
     pub(crate) fn new(
         partition: Partition,
-        region: &'a str,
+        region: &str,
         service: &'a str,
     ) -> Option<ConsoleUrl<'a>> {
-        (!region.is_empty()).then_some(ConsoleUrl {
+        Some(ConsoleUrl {
             partition,
-            region,
+            region: Region::parse(region)?,
             service,
             view: None,
         })
@@ -91,9 +58,9 @@ impl<'a> ConsoleUrl<'a> {
     pub(crate) fn build(&self) -> String {
         let mut url = format!(
             "https://{host}/{service}/home?region={region}",
-            host = self.partition.console_host(self.region),
+            host = self.partition.console_host(&self.region),
             service = self.service,
-            region = self.region,
+            region = self.region.as_str(),
         );
         if let Some(view) = &self.view {
             url.push('#');
@@ -112,22 +79,6 @@ mod tests {
         assert_eq!(percent_encode("a-b_c.d~e"), "a-b_c.d~e");
         assert_eq!(percent_encode("a/b:c d"), "a%2Fb%3Ac%20d");
         assert_eq!(percent_encode("é"), "%C3%A9");
-    }
-
-    #[test]
-    fn console_hosts_follow_the_partition() {
-        assert_eq!(
-            Partition::Aws.console_host("eu-west-1"),
-            "eu-west-1.console.aws.amazon.com"
-        );
-        assert_eq!(
-            Partition::China.console_host("cn-north-1"),
-            "console.amazonaws.cn"
-        );
-        assert_eq!(
-            Partition::GovCloud.console_host("us-gov-west-1"),
-            "console.amazonaws-us-gov.com"
-        );
     }
 
     #[test]
@@ -160,5 +111,9 @@ mod tests {
             "https://console.amazonaws.cn/guardduty/home?region=cn-north-1#/findings?fId=1"
         );
         assert_eq!(ConsoleUrl::new(Partition::Aws, "", "macie"), None);
+        assert_eq!(
+            ConsoleUrl::new(Partition::Aws, "evil.example/aws-login?r=", "guardduty"),
+            None
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::model::{
     Actor, ActorType, Finding, FindingStatus, Network, Resource, Severity, Source, Tactic,
     Technique,
 };
-use crate::sources::console::{ConsoleUrl, Partition};
+use crate::sources::console::{percent_encode, ConsoleUrl, Partition};
 use crate::sources::{Envelope, SourceError};
 
 /// [`Finding::product`] of GuardDuty findings, whichever way they came.
@@ -78,8 +78,11 @@ pub fn parse(finding: &Value, envelope: Option<&Envelope>) -> Result<Finding, So
         f.evidence.insert("finding_arn".into(), arn);
     }
     f.links.console = ConsoleUrl::new(partition(finding), &f.region, "guardduty").map(|url| {
-        url.view(format!("/findings?macros=current&fId={}", f.id))
-            .build()
+        url.view(format!(
+            "/findings?macros=current&fId={}",
+            percent_encode(&f.id)
+        ))
+        .build()
     });
     // Placeholders GuardDuty puts in generated samples, even when `sample` is lost.
     f.sample |= has_placeholder(&f);

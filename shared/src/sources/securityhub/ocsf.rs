@@ -17,6 +17,7 @@ use crate::ocsf;
 use crate::sources::console::{ConsoleUrl, Partition};
 use crate::sources::guardduty;
 use crate::sources::{Envelope, SourceError};
+use crate::text::link::is_console_url;
 
 /// Parses one OCSF finding of the newer Security Hub (`Findings Imported V2`):
 /// Detection, Compliance or Vulnerability findings alike.
@@ -66,8 +67,7 @@ pub fn parse_ocsf(v: &Value, envelope: Option<&Envelope>) -> Result<Finding, Sou
     if f.id != uid {
         f.evidence.insert("securityhub_id".into(), uid);
     }
-    f.links.console =
-        json::string(v, &["finding_info", "src_url"]).or_else(|| security_hub_home(v, &f.region));
+    f.links.console = finding_page(&mut f, v).or_else(|| security_hub_home(v, &f.region));
     f.sample |= guardduty::has_placeholder(&f);
     ensure_resource(&mut f);
     Ok(f)
@@ -100,6 +100,18 @@ fn read_ocsf_where_and_when(f: &mut Finding, v: &Value, envelope: Option<&Envelo
     f.first_seen = ocsf_time(v, &["finding_info"], "first_seen_time")
         .or_else(|| ocsf_time(v, &["finding_info"], "created_time"));
     f.last_seen = ocsf_time(v, &["finding_info"], "last_seen_time");
+}
+
+/// `finding_info.src_url` when it is a page of the AWS console; any other URL
+/// the event names is kept as evidence (`src_url`), which every output shows
+/// defanged, never as a link.
+fn finding_page(f: &mut Finding, v: &Value) -> Option<String> {
+    let url = json::string(v, &["finding_info", "src_url"])?;
+    if is_console_url(&url) {
+        return Some(url);
+    }
+    f.evidence.insert("src_url".into(), url);
+    None
 }
 
 /// Security Hub's console in the finding's partition and region, when the
