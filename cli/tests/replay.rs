@@ -503,3 +503,73 @@ fn json_lines_stay_one_line_each_for_every_line_reader() {
         "the text itself is kept: {evidence}"
     );
 }
+
+/// A CloudTrail record that the own rule (`OWN_RULE`) alerts on.
+fn stop_logging(id: &str) -> Value {
+    serde_json::json!({"eventVersion": "1.08", "eventTime": "2024-05-01T10:00:00Z",
+        "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "awsRegion": "us-east-1", "recipientAccountId": "111122223333", "eventID": id,
+        "sourceIPAddress": "203.0.113.7", "eventType": "AwsApiCall",
+        "userIdentity": {"type": "IAMUser", "accountId": "111122223333",
+            "arn": "arn:aws:iam::111122223333:user/alice", "userName": "alice"}})
+}
+
+#[test]
+fn a_bad_record_is_said_with_its_place_and_the_rest_of_its_file_replays() {
+    let dir = scratch("bad-record");
+    std::fs::write(dir.join("trail.yml"), OWN_RULE).unwrap();
+    let replay = |name: &str, text: String| {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = run(vigil()
+            .args(["replay", "--output", "json", "--no-dedup", "--no-bundled"])
+            .arg("--rules-dir")
+            .arg(&dir)
+            .arg(&file));
+        let ids: Vec<String> = json_lines(&out.stdout)
+            .iter()
+            .map(|l| {
+                l["finding"]["event_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        (
+            out.status.code(),
+            ids.len(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Nested far deeper than serde_json's limit, between two alerting records.
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (code, findings, stderr) = replay(
+        "deep.json",
+        format!(
+            r#"{{"Records":[{},{{"eventName":"Deep","x":{deep}}},{}]}}"#,
+            stop_logging("a"),
+            stop_logging("b")
+        ),
+    );
+    assert_eq!((code, findings), (Some(1), 2), "{stderr}");
+    assert!(
+        stderr.contains("deep.json: record 2: recursion limit exceeded")
+            && stderr.contains("skipped"),
+        "{stderr}"
+    );
+    // A record over VIGIL_LOG_RECORD_MAX_BYTES refuses the rest of its file.
+    let (code, findings, stderr) = replay(
+        "big.json",
+        format!(
+            r#"{{"Records":[{},{{"x":"{}"}},{}]}}"#,
+            stop_logging("c"),
+            "a".repeat(3 << 20),
+            stop_logging("d")
+        ),
+    );
+    assert_eq!((code, findings), (Some(1), 1), "{stderr}");
+    assert!(
+        stderr.contains("record 2 is larger than 2097152 bytes (VIGIL_LOG_RECORD_MAX_BYTES)"),
+        "{stderr}"
+    );
+}

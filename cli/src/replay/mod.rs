@@ -10,6 +10,7 @@ pub(crate) mod walk;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use vigil::logfiles::LogFileSettings;
 use vigil::model::Severity;
 use vigil::pipeline::Pipeline;
 use vigil::sinks::ConsoleSink;
@@ -95,7 +96,8 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
         }
         fail_on.see(&seen);
     };
-    let summary = walk::replay(&pipeline, &args.paths, |s| status.update(s), see).await;
+    let limits = LogFileSettings::from_env()?.limits;
+    let summary = walk::replay(&pipeline, &args.paths, limits, |s| status.update(s), see).await;
     status.clear();
     let text = format!("{}\n", summary.render());
     match args.output.is_machine() {

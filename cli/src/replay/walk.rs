@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use vigil::pipeline::{EventReport, Pipeline, PipelineError, Processed};
-use vigil::sources::log_file::{input, EventStream};
+use vigil::sources::log_file::{input, BadRecord, EventStream, ReadLimits};
 
 use super::summary::Summary;
 
 /// How often (in events) a long replay reports progress.
 const PROGRESS_EVERY: usize = 4096;
+
+/// Unreadable records of one file reported one by one; the rest are counted.
+const REPORTED_BAD_RECORDS: u64 = 10;
 
 /// What a processed item is: a finding from an event, or a storm summary
 /// alert standing for many findings.
@@ -40,12 +43,15 @@ pub(crate) struct Seen<'a> {
 
 /// Replays every event under `paths`. An event that fails is counted and
 /// reported; the replay goes on. Files are streamed
-/// ([`vigil::sources::log_file`]), so a multi-gigabyte log file replays in
-/// flat memory. `progress` is told every [`PROGRESS_EVERY`] events and after
+/// ([`vigil::sources::log_file`]) within `limits`, as the log-file function
+/// reads them, so a multi-gigabyte log file replays in flat memory, and a
+/// record that cannot be read is reported (on stderr, with its file and
+/// number) and skipped. `progress` is told every [`PROGRESS_EVERY`] events and after
 /// each file; `see` every finding and storm summary, in order.
 pub(crate) async fn replay(
     pipeline: &Pipeline,
     paths: &[PathBuf],
+    limits: ReadLimits,
     mut progress: impl FnMut(&Summary),
     mut see: impl FnMut(Seen<'_>),
 ) -> Summary {
@@ -68,6 +74,7 @@ pub(crate) async fn replay(
         replay_file(
             pipeline,
             &file,
+            limits,
             &mut summary,
             &started,
             &mut progress,
@@ -96,6 +103,7 @@ pub(crate) async fn replay(
 async fn replay_file(
     pipeline: &Pipeline,
     file: &Path,
+    limits: ReadLimits,
     summary: &mut Summary,
     started: &Instant,
     progress: &mut impl FnMut(&Summary),
@@ -109,8 +117,17 @@ async fn replay_file(
         }
     };
     let bytes_before = summary.bytes;
-    let mut events = EventStream::spawn(reader);
+    let mut events = EventStream::spawn_limited(reader, limits);
+    let mut bad = 0;
     while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(record) => {
+                bad += 1;
+                report_bad_record(file, &record, bad, summary);
+                continue;
+            }
+        };
         summary.events += 1;
         if summary.events.is_multiple_of(PROGRESS_EVERY) {
             summary.bytes = bytes_before + events.bytes_read();
@@ -132,9 +149,26 @@ async fn replay_file(
         show(&report, file, see);
     }
     summary.bytes = bytes_before + events.bytes_read();
+    if bad > REPORTED_BAD_RECORDS {
+        let more = bad - REPORTED_BAD_RECORDS;
+        summary
+            .errors
+            .push(format!("{}: {more} more records skipped", file.display()));
+    }
     if let Err(e) = events.finish().await {
         summary.errors.push(format!("{}: {e}", file.display()));
     }
+}
+
+/// A record that cannot be read: an error, said on stderr as it is found
+/// (the first few of a file).
+fn report_bad_record(file: &Path, record: &BadRecord, nth: u64, summary: &mut Summary) {
+    if nth > REPORTED_BAD_RECORDS {
+        return;
+    }
+    let line = format!("{}: {record}: skipped", file.display());
+    eprintln!("vigil: {line}");
+    summary.errors.push(line);
 }
 
 /// The event's findings, then the storm summaries it sent.

@@ -5,7 +5,10 @@
 //! notifications (direct, through SNS, or through EventBridge: see
 //! the README section "CloudTrail log files"). Each file is streamed from S3 and decoded one
 //! record at a time (`vigil::sources::log_file`); a message whose file fails is
-//! reported in `batchItemFailures`, alone.
+//! reported in `batchItemFailures`, alone. Files are read within
+//! `VIGIL_LOG_FILE_MAX_BYTES` and `VIGIL_LOG_RECORD_MAX_BYTES`, and a batch
+//! stops `VIGIL_LOG_FILE_DEADLINE_MARGIN_SECONDS` before the invocation's
+//! deadline (`vigil::logfiles::LogFileSettings`).
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use vigil::app::{self, FunctionSpec};
 use vigil::detect::Detector;
-use vigil::logfiles::{self, S3LogFiles};
+use vigil::logfiles::{self, LogFileSettings, S3LogFiles};
 use vigil::Source;
 
 #[tokio::main]
@@ -27,10 +30,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
     })
     .await?;
-    let files = S3LogFiles::new(aws_sdk_s3::Client::new(&function.sdk));
-    let (function, files) = (&function, &files);
+    let settings = LogFileSettings::from_env()?;
+    let files =
+        S3LogFiles::new(aws_sdk_s3::Client::new(&function.sdk)).with_limits(settings.limits);
+    let (function, files, settings) = (&function, &files, &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        logfiles::handle_invocation(&function.telemetry, &function.pipeline, files, event)
+        let (telemetry, pipeline) = (&function.telemetry, &function.pipeline);
+        logfiles::handle_invocation_with(telemetry, pipeline, files, settings, event)
             .await
             .map_err(lambda_runtime::Error::from)
     }))

@@ -109,6 +109,16 @@ fn records() -> Vec<Value> {
     out
 }
 
+/// A fresh folder holding the test rules.
+fn rules_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in RULES {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
 fn gzip(records: &[Value]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(json!({"Records": records}).to_string().as_bytes())
@@ -184,11 +194,7 @@ async fn log_files_alert_and_only_the_bad_files_fail() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (topic_arn, alerts_url) = topic_with_queue(&sdk, &unique("ctl-alerts")).await.unwrap();
 
-    let rules_dir: PathBuf = std::env::temp_dir().join(unique("ctl-rules"));
-    std::fs::create_dir_all(&rules_dir).unwrap();
-    for (name, text) in RULES {
-        std::fs::write(rules_dir.join(name), text).unwrap();
-    }
+    let rules_dir = rules_dir("ctl-rules");
     let rules = RuleSet::layered(
         &RuleSource::bundled(),
         &RuleSource::dir(&rules_dir).unwrap(),
@@ -618,4 +624,152 @@ fn serve(stream: std::net::TcpStream, store: &Exported) {
             .get_mut()
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     }
+}
+
+/// A gzip whose first member opens `prefix` and whose members then hold
+/// `a`s: a few hundred KB that decompress to `members` MiB, one string.
+fn gzip_bomb(prefix: &str, members: usize) -> Vec<u8> {
+    let member = |bytes: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    };
+    let mut first = prefix.as_bytes().to_vec();
+    first.extend(std::iter::repeat_n(b'a', 1 << 20));
+    let mut out = member(&first);
+    let rest = member(&vec![b'a'; 1 << 20]);
+    for _ in 1..members {
+        out.extend_from_slice(&rest);
+    }
+    out
+}
+
+/// One bad record costs only itself, and a gzip bomb only its own file: the
+/// real function, on moto, with a record nested deeper than serde_json's
+/// limit in the middle of a file (the records after it alert), and a 2 GiB
+/// bomb in the same batch (refused at the size limits, the process lives
+/// and the batch's other files alert).
+#[tokio::test]
+async fn a_bad_record_or_a_gzip_bomb_costs_only_itself() {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let (topic_arn, alerts_url) = topic_with_queue(&sdk, &unique("ctl-bad-alerts"))
+        .await
+        .unwrap();
+    let rules_dir = rules_dir("ctl-bad-rules");
+    let all = records();
+    let record = |name: &str| all.iter().find(|r| r["eventName"] == name).unwrap().clone();
+    let (detector, kms, quiet) = (
+        record("DeleteDetector"),
+        record("ScheduleKeyDeletion"),
+        record("GetObject"),
+    );
+    let mut deep = quiet.clone();
+    deep["requestParameters"] = serde_json::from_str::<Value>("[1]").unwrap();
+    let deep_text = deep.to_string().replace(
+        "\"requestParameters\":[1]",
+        &format!(
+            "\"requestParameters\":{}1{}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    );
+    // File D: a quiet record, the too-deep one, then the two that alert.
+    let file_d = format!(r#"{{"Records":[{quiet},{deep_text},{detector},{kms}]}}"#);
+    let expected = counts(expected_subjects(&rules_dir, &[detector.clone(), kms.clone()]).await);
+    assert_eq!(expected.values().sum::<usize>(), 2, "{expected:?}");
+
+    let bucket = unique("org-trail-bad");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let prefix = "AWSLogs/o-e2etest01/111122223333/CloudTrail/us-east-1/2024/05/01/";
+    let key_deep = format!("{prefix}111122223333_CloudTrail_us-east-1_20240501T1100Z_deep.json.gz");
+    let key_bomb = format!("{prefix}111122223333_CloudTrail_us-east-1_20240501T1105Z_bomb.json.gz");
+    let bomb = gzip_bomb(r#"{"Records":[{"eventName":"x","p":""#, 2048);
+    assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
+    for (key, body) in [
+        (&key_bomb, bomb),
+        (&key_deep, {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(file_d.as_bytes()).unwrap();
+            gz.finish().unwrap()
+        }),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    let notification = |id: &str, key: &str| {
+        json!({"messageId": id, "receiptHandle": "r", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:ctl", "awsRegion": "us-east-1",
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "body": json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+                "awsRegion": "us-east-1", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}).to_string()})
+    };
+    let rules_dir_str = rules_dir.display().to_string();
+    let Some(function) = LambdaFunction::start(
+        Path::new(env!("CARGO_BIN_EXE_cloudtrail-logs")),
+        &[
+            ("VIGIL_TOPIC_ARN", &topic_arn),
+            ("VIGIL_RULES_DIR", &rules_dir_str),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    ) else {
+        return;
+    };
+    // The bomb first: the file after it must still be read.
+    let event =
+        json!({"Records": [notification("m-bomb", &key_bomb), notification("m-deep", &key_deep)]});
+    let response = function
+        .invoke(&event)
+        .unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", function.logs()));
+    let logs = function.logs();
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "m-bomb"}]),
+        "logs:\n{logs}"
+    );
+    let refused = logs
+        .lines()
+        .find(|l| l.contains("log file failed") && l.contains("bomb.json.gz"))
+        .unwrap_or_else(|| panic!("the bomb's error line in:\n{logs}"));
+    assert!(
+        refused.contains("record 1 is larger than 2097152 bytes (VIGIL_LOG_RECORD_MAX_BYTES)"),
+        "{refused}"
+    );
+    assert!(logs.contains("\"LogFilesRejected\":1"), "{logs}");
+    let skipped = logs
+        .lines()
+        .find(|l| l.contains("log file record skipped"))
+        .unwrap_or_else(|| panic!("the deep record's line in:\n{logs}"));
+    assert!(
+        skipped.contains("deep.json.gz") && skipped.contains("record 2"),
+        "{skipped}"
+    );
+    assert!(skipped.contains("recursion limit"), "{skipped}");
+    assert!(logs.contains("3 records, 1 skipped"), "{logs}");
+    assert!(logs.contains("\"LogRecordsSkipped\":1"), "{logs}");
+    let arrived = drain(&sdk, &alerts_url, 2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = counts(
+        arrived
+            .iter()
+            .map(|m| m["Subject"].as_str().unwrap_or_default().to_string()),
+    );
+    assert_eq!(got, expected, "logs:\n{logs}");
+    // The process lived: it answers the next invocation.
+    let again = function
+        .invoke(&json!({"Records": [notification("m-again", &key_deep)]}))
+        .unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", function.logs()));
+    assert_eq!(again["batchItemFailures"], json!([]), "{again}");
+    let _ = std::fs::remove_dir_all(&rules_dir);
 }

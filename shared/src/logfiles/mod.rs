@@ -11,16 +11,23 @@
 
 mod handler;
 mod s3;
+mod settings;
 
 use std::future::Future;
 
+use tokio::time::Instant;
+
 use crate::detect::RuleMeta;
 use crate::pipeline::{Pipeline, PipelineError};
-use crate::sources::log_file::{DecodeError, EventStream};
+use crate::sources::log_file::{BadRecord, DecodeError, EventStream};
 use crate::sources::s3_notifications::ObjectRef;
 
-pub use handler::{handle_invocation, BatchError};
+pub use handler::{handle_invocation, handle_invocation_with, BatchError};
 pub use s3::S3LogFiles;
+pub use settings::{LogFileSettings, DEFAULT_DEADLINE_MARGIN};
+
+/// Bad records of one file logged one by one; the rest are counted.
+const LOGGED_BAD_RECORDS: u64 = 10;
 
 /// Why a log file could not be read or processed. Any of these fails the
 /// file (and the SQS message that named it), so it is retried and, in the
@@ -36,6 +43,11 @@ pub enum LogFileError {
     /// An alert could not be delivered; the records before it were processed.
     #[error("alert not delivered: {0}")]
     Delivery(String),
+    /// The invocation's deadline came first: the records before it were
+    /// processed, and the file is read again from the start (what alerted
+    /// is then suppressed by the fingerprint window).
+    #[error("stopped before the invocation's deadline after {records} records")]
+    Cut { records: u64 },
 }
 
 /// Opens log files. The Lambda reads S3 ([`S3LogFiles`]); tests use memory.
@@ -60,11 +72,14 @@ struct FileReport {
     /// Records the pipeline refused (not CloudTrail records): counted and
     /// logged, not retried, because reading them again cannot help.
     pub refused: u64,
+    /// Records that could not be read (nested too deeply, say): counted,
+    /// logged with their number and skipped, not retried, for the same reason.
+    pub skipped: u64,
     /// Bytes read (compressed).
     pub bytes: u64,
 }
 
-/// Runs every record of `events` through `pipeline`.
+/// Runs every record of `events` through `pipeline`, until `cutoff`.
 ///
 /// Detection runs first on each record, outside the pipeline: a record no
 /// rule matches (nearly all of them) produces no finding, so it skips the
@@ -74,42 +89,38 @@ struct FileReport {
 /// event: enrichment, dedup, gating, alerts, telemetry.
 ///
 /// The first alert that cannot be delivered stops the file: it must be
-/// retried, and going on would only fail more.
+/// retried, and going on would only fail more. So does `cutoff`, checked
+/// while waiting for each record.
 async fn process_file(
     pipeline: &Pipeline,
+    object: &ObjectRef,
     mut events: EventStream,
+    cutoff: Option<Instant>,
 ) -> Result<FileReport, LogFileError> {
     let mut report = FileReport::default();
     let mut hits: Vec<&RuleMeta> = Vec::new();
     let mut failure = None;
-    while let Some(record) = events.next().await {
-        report.records += 1;
-        let Some(detector) = pipeline.detector() else {
-            continue;
-        };
-        hits.clear();
-        detector.detect(&record, &mut hits);
-        if hits.is_empty() {
-            continue;
-        }
-        report.matched += 1;
-        match pipeline.process_event(&record).await {
-            Ok(r) => {
-                report.findings += r.findings.len() as u64;
-                report.alerts += r.alerts() as u64;
-            }
-            Err(PipelineError::Delivery {
-                report: r, first, ..
-            }) => {
-                report.findings += r.findings.len() as u64;
-                report.alerts += r.alerts() as u64;
-                failure = Some(LogFileError::Delivery(first.to_string()));
+    // One timer for the file; a year stands for "no deadline".
+    let until =
+        cutoff.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(31_536_000));
+    let deadline = tokio::time::sleep_until(until);
+    tokio::pin!(deadline);
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = &mut deadline => {
+                failure = Some(LogFileError::Cut { records: report.records });
                 break;
             }
-            Err(e) => {
-                report.refused += 1;
-                if report.refused == 1 {
-                    tracing::warn!(error = %e, "log file record refused");
+            next = events.next() => next,
+        };
+        match next {
+            None => break,
+            Some(Err(bad)) => skip_record(object, &bad, &mut report),
+            Some(Ok(record)) => {
+                failure = process_record(pipeline, &record, &mut hits, &mut report).await;
+                if failure.is_some() {
+                    break;
                 }
             }
         }
@@ -120,6 +131,60 @@ async fn process_file(
     }
     report.bytes = stats?.bytes;
     Ok(report)
+}
+
+/// A record that could not be read: counted, and logged with its place
+/// (the first few of a file).
+fn skip_record(object: &ObjectRef, bad: &BadRecord, report: &mut FileReport) {
+    report.skipped += 1;
+    if report.skipped <= LOGGED_BAD_RECORDS {
+        tracing::warn!(
+            vigil.bucket = %object.bucket,
+            vigil.key = %object.key,
+            vigil.record = bad.record,
+            error = %bad,
+            "log file record skipped: {object} {bad}"
+        );
+    }
+}
+
+/// One record through detection and, when a rule matched, the pipeline. An
+/// alert that could not be delivered is returned: it stops the file.
+async fn process_record<'p>(
+    pipeline: &'p Pipeline,
+    record: &serde_json::Value,
+    hits: &mut Vec<&'p RuleMeta>,
+    report: &mut FileReport,
+) -> Option<LogFileError> {
+    report.records += 1;
+    let detector = pipeline.detector()?;
+    hits.clear();
+    detector.detect(record, hits);
+    if hits.is_empty() {
+        return None;
+    }
+    report.matched += 1;
+    match pipeline.process_event(record).await {
+        Ok(r) => {
+            report.findings += r.findings.len() as u64;
+            report.alerts += r.alerts() as u64;
+            None
+        }
+        Err(PipelineError::Delivery {
+            report: r, first, ..
+        }) => {
+            report.findings += r.findings.len() as u64;
+            report.alerts += r.alerts() as u64;
+            Some(LogFileError::Delivery(first.to_string()))
+        }
+        Err(e) => {
+            report.refused += 1;
+            if report.refused == 1 {
+                tracing::warn!(error = %e, "log file record refused");
+            }
+            None
+        }
+    }
 }
 
 #[cfg(test)]

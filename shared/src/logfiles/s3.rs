@@ -1,18 +1,28 @@
 //! [`LogFiles`] in S3.
 
 use super::{LogFileError, LogFiles};
-use crate::sources::log_file::EventStream;
+use crate::sources::log_file::{EventStream, ReadLimits};
 use crate::sources::s3_notifications::ObjectRef;
 
-/// Log files in S3, streamed as they download.
+/// Log files in S3, streamed as they download, within their [`ReadLimits`].
 #[derive(Debug, Clone)]
 pub struct S3LogFiles {
     client: aws_sdk_s3::Client,
+    limits: ReadLimits,
 }
 
 impl S3LogFiles {
     pub fn new(client: aws_sdk_s3::Client) -> S3LogFiles {
-        S3LogFiles { client }
+        S3LogFiles {
+            client,
+            limits: ReadLimits::default(),
+        }
+    }
+
+    /// Reads every file within `limits`.
+    pub fn with_limits(mut self, limits: ReadLimits) -> S3LogFiles {
+        self.limits = limits;
+        self
     }
 }
 
@@ -30,6 +40,9 @@ impl LogFiles for S3LogFiles {
                 object: object.to_string(),
                 message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
             })?;
-        Ok(EventStream::from_async(out.body.into_async_read()))
+        Ok(EventStream::from_async_limited(
+            out.body.into_async_read(),
+            self.limits,
+        ))
     }
 }

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use flate2::write::GzEncoder;
 use serde_json::{json, Value};
 
-use super::handler::handle_batch;
+use super::handler::{handle_batch, Batch};
 use super::*;
 use crate::config::Config;
 use crate::detect::Detector;
@@ -92,9 +92,14 @@ async fn processes_a_file_through_the_pipeline() {
         "ListBuckets",
         "AssumeRole",
     ]));
-    let report = process_file(&p, EventStream::spawn(std::io::Cursor::new(bytes.clone())))
-        .await
-        .unwrap();
+    let report = process_file(
+        &p,
+        &object("f.json.gz"),
+        EventStream::spawn(std::io::Cursor::new(bytes.clone())),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report,
         FileReport {
@@ -103,6 +108,7 @@ async fn processes_a_file_through_the_pipeline() {
             findings: 2,
             alerts: 1,
             refused: 0,
+            skipped: 0,
             bytes: bytes.len() as u64,
         }
     );
@@ -118,9 +124,14 @@ async fn processes_a_file_through_the_pipeline() {
 async fn a_failed_delivery_fails_the_file_and_a_bad_record_does_not() {
     let p = pipeline(MemorySink::failing());
     let bytes = log_file(&["StopLogging", "GetObject"]);
-    let err = process_file(&p, EventStream::spawn(std::io::Cursor::new(bytes)))
-        .await
-        .unwrap_err();
+    let err = process_file(
+        &p,
+        &object("f.json.gz"),
+        EventStream::spawn(std::io::Cursor::new(bytes)),
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, LogFileError::Delivery(_)), "{err}");
 
     // A matched record the pipeline cannot read (no eventSource) is
@@ -128,19 +139,46 @@ async fn a_failed_delivery_fails_the_file_and_a_bad_record_does_not() {
     let sink = MemorySink::new();
     let p = pipeline(sink.clone());
     let bytes = br#"{"Records":[{"eventName":"StopLogging"},{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com"}]}"#;
-    let report = process_file(&p, EventStream::spawn(&bytes[..]))
-        .await
-        .unwrap();
+    let report = process_file(
+        &p,
+        &object("f.json.gz"),
+        EventStream::spawn(&bytes[..]),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!((report.records, report.refused, report.alerts), (2, 1, 1));
 }
 
-/// Log files from memory, by key.
-struct MemoryFiles(HashMap<String, Vec<u8>>);
+fn object(key: &str) -> ObjectRef {
+    ObjectRef {
+        bucket: "trail".into(),
+        key: key.into(),
+        size: None,
+        version_id: None,
+    }
+}
+
+/// Log files from memory, by key, each taking `delay` to open.
+struct MemoryFiles {
+    files: HashMap<String, Vec<u8>>,
+    delay: std::time::Duration,
+}
+
+impl MemoryFiles {
+    fn new<const N: usize>(files: [(String, Vec<u8>); N]) -> MemoryFiles {
+        MemoryFiles {
+            files: HashMap::from(files),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+}
 
 impl LogFiles for MemoryFiles {
     async fn open(&self, object: &ObjectRef) -> Result<EventStream, LogFileError> {
+        tokio::time::sleep(self.delay).await;
         let bytes = self
-            .0
+            .files
             .get(&object.key)
             .cloned()
             .ok_or_else(|| LogFileError::Fetch {
@@ -163,13 +201,28 @@ fn notification(key: &str) -> Value {
         "s3": {"bucket": {"name": "trail"}, "object": {"key": key}}}]})
 }
 
+/// The messages of `event` the batch reports as failed.
+async fn failed_ids(
+    p: &Pipeline,
+    files: &MemoryFiles,
+    event: SqsEvent,
+    batch: Batch<'_>,
+) -> Vec<String> {
+    let response = handle_batch(p, files, event, batch).await.unwrap();
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
 #[tokio::test]
 async fn only_failed_messages_are_reported() {
     let sink = MemorySink::new();
     let p = pipeline(sink.clone());
     let good = gzip(&log_file(&["StopLogging", "GetObject"]));
     let corrupt = gzip(&log_file(&["ListBuckets", "GetObject"]));
-    let files = MemoryFiles(HashMap::from([
+    let files = MemoryFiles::new([
         ("good 1.json.gz".to_string(), good.clone()),
         ("good2.json.gz".to_string(), good.clone()),
         // Truncated: the records before the damage may be processed,
@@ -179,7 +232,7 @@ async fn only_failed_messages_are_reported() {
             corrupt[..corrupt.len() - 10].to_vec(),
         ),
         ("notjson.json.gz".to_string(), gzip(b"<html>")),
-    ]));
+    ]);
     let mut event = SqsEvent::default();
     event.records = vec![
         message("m1", notification("good+1.json.gz")),
@@ -198,12 +251,7 @@ async fn only_failed_messages_are_reported() {
         message("m7", notification("AWSLogs/1/CloudTrail-Digest/x.json.gz")),
         message("m8", json!("garbage")),
     ];
-    let response = handle_batch(&p, &files, event).await.unwrap();
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = failed_ids(&p, &files, event, Batch::default()).await;
     assert_eq!(failed, ["m2", "m4", "m5", "m8"]);
     // The two good files alerted.
     assert_eq!(sink.sent().len(), 2);
@@ -216,7 +264,77 @@ async fn a_failure_without_a_message_id_fails_the_batch() {
     m.message_id = None;
     let mut event = SqsEvent::default();
     event.records = vec![m];
-    assert!(handle_batch(&p, &MemoryFiles(HashMap::new()), event)
+    assert!(
+        handle_batch(&p, &MemoryFiles::new([]), event, Batch::default())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_record_nested_too_deeply_is_skipped_and_the_records_after_it_alert() {
+    let sink = MemorySink::new();
+    let p = pipeline(sink.clone());
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let file = format!(
+        r#"{{"Records":[{{"eventName":"GetObject","eventSource":"s3.amazonaws.com"}},{{"eventName":"StopLogging","x":{deep}}},{{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","awsRegion":"us-east-1"}}]}}"#
+    );
+    let stream = EventStream::spawn(std::io::Cursor::new(gzip(file.as_bytes())));
+    let report = process_file(&p, &object("deep.json.gz"), stream, None)
         .await
-        .is_err());
+        .unwrap();
+    assert_eq!((report.records, report.skipped, report.alerts), (2, 1, 1));
+    assert_eq!(sink.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_file_over_its_limit_fails_and_the_batch_goes_on() {
+    let sink = MemorySink::new();
+    let p = pipeline(sink.clone());
+    let mut bomb = br#"{"Records":[{"x":""#.to_vec();
+    bomb.extend(std::iter::repeat_n(b'a', 8 << 20));
+    let files = MemoryFiles::new([
+        ("bomb.json.gz".to_string(), gzip(&bomb)),
+        (
+            "good.json.gz".to_string(),
+            gzip(&log_file(&["StopLogging"])),
+        ),
+    ]);
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        message("m1", notification("bomb.json.gz")),
+        message("m2", notification("good.json.gz")),
+    ];
+    let failed = failed_ids(&p, &files, event, Batch::default()).await;
+    assert_eq!(failed, ["m1"]);
+    assert_eq!(sink.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn the_batch_stops_at_its_cutoff_and_fails_only_what_it_did_not_finish() {
+    use std::time::Duration;
+    let sink = MemorySink::new();
+    let p = pipeline(sink.clone());
+    let good = gzip(&log_file(&["StopLogging", "GetObject"]));
+    let mut files = MemoryFiles::new([
+        ("a.json.gz".to_string(), good.clone()),
+        ("b.json.gz".to_string(), good.clone()),
+        ("c.json.gz".to_string(), good.clone()),
+    ]);
+    files.delay = Duration::from_millis(600);
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        message("m1", notification("a.json.gz")),
+        message("m2", notification("b.json.gz")),
+        message("m3", notification("c.json.gz")),
+    ];
+    // a is done at 0.6 s; b opens at 1.2 s, past the cutoff: it is cut; c
+    // never starts.
+    let batch = Batch {
+        cutoff: Some(tokio::time::Instant::now() + Duration::from_millis(900)),
+        telemetry: None,
+    };
+    let failed = failed_ids(&p, &files, event, batch).await;
+    assert_eq!(failed, ["m2", "m3"]);
+    assert_eq!(sink.sent().len(), 1, "only a alerted");
 }

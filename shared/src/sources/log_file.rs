@@ -1,66 +1,105 @@
 //! CloudTrail log files, streamed: what an organization trail writes to S3
 //! (`{"Records":[...]}`, gzip), read one record at a time so memory stays
-//! flat whatever the file size.
+//! flat whatever the file size, and one bad record costs only itself.
 //!
 //! The bytes are read and decoded on a blocking thread ([`stream_events`]:
-//! gzip detected from the magic bytes, then a serde visitor that walks the
-//! `Records` array and hands over each record as soon as it is parsed),
-//! through a bounded channel to the async side ([`EventStream`]). Its
-//! consumer (the pipeline, in [`crate::logfiles`] and `vigil replay`) works
-//! while the next records are parsed, and at most `CHANNEL_CAPACITY`
-//! records are in flight.
+//! gzip detected from the magic bytes, decompressed through a bounded
+//! reader ([`ReadLimits`]), then a serde visitor that walks the `Records`
+//! array and captures each record as raw text before parsing it alone), and
+//! handed over through a bounded channel to the async side ([`EventStream`]).
+//! A record that cannot be parsed (nested deeper than serde_json's limit of
+//! 128, say) is handed over as a [`BadRecord`] with its number, and the
+//! records after it are read. A file that is not JSON from some point on,
+//! or that goes over a limit, fails ([`DecodeError`]) after the records
+//! before that point were handed over.
+//!
+//! Its consumer (the pipeline, in [`crate::logfiles`] and `vigil replay`)
+//! works while the next records are parsed; at most `CHANNEL_CAPACITY`
+//! records, and about `IN_FLIGHT_BYTES` of them, are in flight.
 //!
 //! [`input`] reads the same forms whole, from files and folders.
 
 pub mod input;
+mod limits;
+mod visit;
 
 use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-/// Records parsed ahead of the pipeline, at most. A record is a few KB as a
-/// `Value`, so this bounds the reader's memory to well under a megabyte.
+use limits::{Capped, Progress};
+pub use limits::{LimitExceeded, ReadLimits, DEFAULT_FILE_BYTES, DEFAULT_RECORD_BYTES};
+use visit::{Sink, TopLevel};
+
+/// Records parsed ahead of the pipeline, at most.
 const CHANNEL_CAPACITY: usize = 64;
+
+/// Raw bytes of the records parsed ahead of the pipeline, about, at most: a
+/// parsed record takes a few times its text, so this keeps the records in
+/// flight to tens of MB whatever their size.
+const IN_FLIGHT_BYTES: usize = 4 << 20;
 
 /// Read buffer for the raw and the decompressed bytes.
 const BUFFER: usize = 64 * 1024;
 
-/// Why a stream of events could not be read. Reading a log file fails
-/// with it (see [`crate::logfiles`]), so the file is retried.
+/// Why a stream of events could not be read to its end. Reading a log file
+/// fails with it (see [`crate::logfiles`]), so the file is retried; the
+/// events before the failure were handed over.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// Reading or decompressing failed: a network error, or a corrupt or
     /// truncated gzip stream.
     #[error("reading: {0}")]
     Io(#[from] std::io::Error),
-    /// The bytes are not JSON, or not events.
-    #[error("not a CloudTrail log file: {0}")]
-    Format(String),
+    /// The file or one of its records is larger than its limit.
+    #[error("refused: {0}")]
+    TooLarge(LimitExceeded),
+    /// The bytes are not JSON from some point on, or not events.
+    #[error("not a CloudTrail log file after record {records}: {message}")]
+    Format { records: u64, message: String },
     /// The reader thread ended without a result (it panicked or was cancelled).
     #[error("log file reader failed: {0}")]
     Reader(String),
 }
+
+/// A record that could not be read as JSON on its own (nested too deeply,
+/// say): skipped, and the records after it are read.
+#[derive(Debug, thiserror::Error)]
+#[error("record {record}: {error}")]
+pub struct BadRecord {
+    /// Its place in the file, from 1.
+    pub record: u64,
+    pub error: serde_json::Error,
+}
+
+/// One record of a stream: the event, or why it could not be read.
+pub type Record = Result<Value, BadRecord>;
 
 /// What reading a stream produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
     /// Events handed over.
     pub events: u64,
+    /// Records handed over as [`BadRecord`]s.
+    pub skipped: u64,
     /// Bytes read from the source (compressed, when it was gzip).
     pub bytes: u64,
+    /// Bytes after decompression.
+    pub decompressed: u64,
     /// The consumer stopped taking events before the end.
     pub stopped: bool,
 }
 
-/// Streams the events in `reader` to `emit`, one at a time, and stops early
-/// when `emit` returns false.
+/// Streams the events in `reader` to `emit`, one at a time, within the
+/// default [`ReadLimits`], and stops early when `emit` returns false.
+/// Records that cannot be read are counted in [`StreamStats::skipped`].
 ///
 /// Reads gzip (one or more members, as CloudTrail and `gzip` write them) or
 /// plain bytes, told apart by the gzip magic bytes. Understands what
@@ -72,15 +111,30 @@ pub fn stream_events<R: Read>(
     reader: R,
     emit: &mut dyn FnMut(Value) -> bool,
 ) -> Result<StreamStats, DecodeError> {
-    stream_counted(reader, &AtomicU64::new(0), emit)
+    let mut records = |r: Record, _: usize| match r {
+        Ok(v) => emit(v),
+        Err(_) => true,
+    };
+    stream_records(reader, ReadLimits::default(), &mut records)
 }
 
-/// [`stream_events`], adding the bytes read to `bytes` as it goes (for
-/// progress shown from another thread).
+/// [`stream_events`] with every record, the bad ones too, and `limits`.
+pub fn stream_records<R: Read>(
+    reader: R,
+    limits: ReadLimits,
+    emit: &mut dyn FnMut(Record, usize) -> bool,
+) -> Result<StreamStats, DecodeError> {
+    stream_counted(reader, limits, &AtomicU64::new(0), emit)
+}
+
+/// [`stream_records`], adding the bytes read to `bytes` as it goes (for
+/// progress shown from another thread). `emit` gets each record and the
+/// length of its text.
 fn stream_counted<R: Read>(
     reader: R,
+    limits: ReadLimits,
     bytes: &AtomicU64,
-    emit: &mut dyn FnMut(Value) -> bool,
+    emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
     let start = bytes.load(Ordering::Relaxed);
     let mut raw = BufReader::with_capacity(
@@ -91,29 +145,59 @@ fn stream_counted<R: Read>(
         },
     );
     let gzip = raw.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let progress = Rc::new(Progress::default());
     let mut sink = Sink {
         emit,
         events: 0,
+        skipped: 0,
         stopped: false,
+        progress: progress.clone(),
+        record_bytes: limits.record_bytes,
     };
-    let parsed = if gzip {
-        parse(
-            BufReader::with_capacity(BUFFER, MultiGzDecoder::new(raw)),
+    let capped = |inner| Capped {
+        inner,
+        limits,
+        read_ahead: BUFFER as u64,
+        progress: progress.clone(),
+    };
+    let parsed = match gzip {
+        true => parse(
+            BufReader::with_capacity(BUFFER, capped(Decompressed::Gzip(MultiGzDecoder::new(raw)))),
             &mut sink,
-        )
-    } else {
-        parse(raw, &mut sink)
+        ),
+        false => parse(
+            BufReader::with_capacity(BUFFER, capped(Decompressed::Plain(raw))),
+            &mut sink,
+        ),
     };
-    match parsed {
-        Err(_) if sink.stopped => {}
-        Err(e) => return Err(e),
-        Ok(()) => {}
+    match (parsed, progress.exceeded.get()) {
+        (Err(_), Some(limit)) => return Err(DecodeError::TooLarge(limit)),
+        (Err(_), None) if sink.stopped => {}
+        (Err(e), None) => return Err(e),
+        (Ok(()), _) => {}
     }
     Ok(StreamStats {
         events: sink.events,
+        skipped: sink.skipped,
         bytes: bytes.load(Ordering::Relaxed) - start,
+        decompressed: progress.read.get(),
         stopped: sink.stopped,
     })
+}
+
+/// The bytes of a file: decompressed, or as they were.
+enum Decompressed<R> {
+    Gzip(MultiGzDecoder<R>),
+    Plain(R),
+}
+
+impl<R: BufRead> Read for Decompressed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Decompressed::Gzip(r) => r.read(buf),
+            Decompressed::Plain(r) => r.read(buf),
+        }
+    }
 }
 
 /// Counts the bytes read through it.
@@ -141,169 +225,57 @@ fn parse<R: Read>(reader: R, sink: &mut Sink<'_>) -> Result<(), DecodeError> {
             Err(e) if e.is_io() => return Err(DecodeError::Io(e.into())),
             Err(_) => {}
         }
+        sink.start_record();
         TopLevel(sink).deserialize(&mut de).map_err(|e| {
             if e.is_io() {
                 DecodeError::Io(e.into())
             } else {
-                DecodeError::Format(e.to_string())
+                DecodeError::Format {
+                    records: sink.events + sink.skipped,
+                    message: e.to_string(),
+                }
             }
         })?;
+        sink.progress.end_record();
     }
 }
 
-/// Where parsed events go.
-struct Sink<'a> {
-    emit: &'a mut dyn FnMut(Value) -> bool,
-    events: u64,
-    stopped: bool,
-}
-
-impl Sink<'_> {
-    fn emit<E: de::Error>(&mut self, v: Value) -> Result<(), E> {
-        self.events += 1;
-        if (self.emit)(v) {
-            Ok(())
-        } else {
-            // Unwind the parser; `stream_counted` sees `stopped` and reports
-            // a clean early stop rather than this error.
-            self.events -= 1;
-            self.stopped = true;
-            Err(E::custom("consumer stopped"))
-        }
-    }
-}
-
-/// One top-level JSON value: a log file, an event or an array of events.
-struct TopLevel<'s, 'a>(&'s mut Sink<'a>);
-
-impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopLevel<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a CloudTrail log file, an event or an array of events")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<Value>()? {
-            self.0.emit(v)?;
-        }
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // A log file streams its `Records`; any other object is one event,
-        // kept whole (its other keys are collected as they come).
-        let mut event = serde_json::Map::new();
-        let mut streamed = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if streamed {
-                map.next_value::<IgnoredAny>()?;
-            } else if key == "Records" {
-                match map.next_value_seed(Records(&mut *self.0))? {
-                    None => streamed = true,
-                    Some(other) => {
-                        event.insert(key, other);
-                    }
-                }
-            } else {
-                let v = map.next_value::<Value>()?;
-                event.insert(key, v);
-            }
-        }
-        if !streamed {
-            self.0.emit(Value::Object(event))?;
-        }
-        Ok(())
-    }
-}
-
-/// The value of a `Records` key: streamed when it is an array (`None`),
-/// returned whole otherwise.
-struct Records<'s, 'a>(&'s mut Sink<'a>);
-
-impl<'de> DeserializeSeed<'de> for Records<'_, '_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Records<'_, '_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Value>, A::Error> {
-        while let Some(v) = seq.next_element::<Value>()? {
-            self.0.emit(v)?;
-        }
-        Ok(None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Value>, A::Error> {
-        Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<Value>, E> {
-        Ok(Some(Value::Bool(v)))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<Value>, E> {
-        Ok(Some(Value::from(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<Value>, E> {
-        Ok(Some(Value::from(v)))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<Value>, E> {
-        Ok(Some(Value::from(v)))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Value>, E> {
-        Ok(Some(Value::from(v)))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Option<Value>, E> {
-        Ok(Some(Value::String(v)))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Option<Value>, E> {
-        Ok(Some(Value::Null))
-    }
-}
+/// A record on its way, holding its share of [`IN_FLIGHT_BYTES`].
+type InFlight = (Record, OwnedSemaphorePermit);
 
 /// Events parsed on a blocking thread, handed over one at a time.
 ///
 /// Dropping the stream (or calling [`EventStream::finish`] early) stops the
 /// reader at its next record.
 pub struct EventStream {
-    rx: mpsc::Receiver<Value>,
+    rx: mpsc::Receiver<InFlight>,
     reader: tokio::task::JoinHandle<Result<StreamStats, DecodeError>>,
     bytes: Arc<AtomicU64>,
 }
 
 impl EventStream {
-    /// Reads `reader` (see [`stream_events`]) on a blocking thread. Call
-    /// from within a Tokio runtime.
+    /// Reads `reader` (see [`stream_events`]) on a blocking thread, within
+    /// the default limits. Call from within a Tokio runtime.
     pub fn spawn<R: Read + Send + 'static>(reader: R) -> EventStream {
+        EventStream::spawn_limited(reader, ReadLimits::default())
+    }
+
+    /// [`EventStream::spawn`] within `limits`.
+    pub fn spawn_limited<R: Read + Send + 'static>(reader: R, limits: ReadLimits) -> EventStream {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let bytes = Arc::new(AtomicU64::new(0));
         let counter = bytes.clone();
+        let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES));
+        let runtime = tokio::runtime::Handle::current();
         let reader = tokio::task::spawn_blocking(move || {
-            let mut emit = |v: Value| tx.blocking_send(v).is_ok();
-            stream_counted(reader, &counter, &mut emit)
+            let mut emit = |record: Record, len: usize| {
+                let share = u32::try_from(len.clamp(1, IN_FLIGHT_BYTES)).unwrap_or(u32::MAX);
+                match runtime.block_on(budget.clone().acquire_many_owned(share)) {
+                    Ok(permit) => tx.blocking_send((record, permit)).is_ok(),
+                    Err(_) => false,
+                }
+            };
+            stream_counted(reader, limits, &counter, &mut emit)
         });
         EventStream { rx, reader, bytes }
     }
@@ -311,13 +283,22 @@ impl EventStream {
     /// Reads an async source (an S3 object body) through
     /// [`tokio_util::io::SyncIoBridge`] on the blocking thread.
     pub fn from_async<R: AsyncRead + Send + 'static>(reader: R) -> EventStream {
-        EventStream::spawn(tokio_util::io::SyncIoBridge::new(Box::pin(reader)))
+        EventStream::from_async_limited(reader, ReadLimits::default())
     }
 
-    /// The next event, or `None` at the end (or when reading failed:
+    /// [`EventStream::from_async`] within `limits`.
+    pub fn from_async_limited<R: AsyncRead + Send + 'static>(
+        reader: R,
+        limits: ReadLimits,
+    ) -> EventStream {
+        let bridge = tokio_util::io::SyncIoBridge::new(Box::pin(reader));
+        EventStream::spawn_limited(bridge, limits)
+    }
+
+    /// The next record, or `None` at the end (or when reading failed:
     /// [`EventStream::finish`] says which).
-    pub async fn next(&mut self) -> Option<Value> {
-        self.rx.recv().await
+    pub async fn next(&mut self) -> Option<Record> {
+        self.rx.recv().await.map(|(record, _share)| record)
     }
 
     /// Bytes read so far.
@@ -434,21 +415,147 @@ mod tests {
         flipped[20] ^= 0xff;
         flipped[40] ^= 0xff;
         assert!(collect(&flipped).is_err());
-        assert!(matches!(collect(b"not json"), Err(DecodeError::Format(_))));
-        assert!(matches!(collect(b"42"), Err(DecodeError::Format(_))));
+        assert!(matches!(
+            collect(b"not json"),
+            Err(DecodeError::Format { .. })
+        ));
+        assert!(matches!(collect(b"42"), Err(DecodeError::Format { .. })));
         assert!(matches!(
             collect(br#"{"Records":[{"a":1},"#),
-            Err(DecodeError::Format(_))
+            Err(DecodeError::Format { .. })
         ));
         assert!(matches!(
             collect(&gzip(b"{\"Records\":[")),
-            Err(DecodeError::Format(_))
+            Err(DecodeError::Format { .. })
         ));
         let deep = "[".repeat(10_000);
         assert!(matches!(
             collect(deep.as_bytes()),
-            Err(DecodeError::Format(_))
+            Err(DecodeError::Format { .. })
         ));
+    }
+
+    /// Every record, the bad ones too, within `limits`.
+    fn records(
+        bytes: &[u8],
+        limits: ReadLimits,
+    ) -> (Vec<Record>, Result<StreamStats, DecodeError>) {
+        let mut out = Vec::new();
+        let result = stream_records(bytes, limits, &mut |r, _| {
+            out.push(r);
+            true
+        });
+        (out, result)
+    }
+
+    /// A record nested `depth` levels deep.
+    fn deep(depth: usize) -> String {
+        format!(
+            r#"{{"eventName":"Deep","x":{}1{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn a_record_nested_too_deeply_is_skipped_and_the_rest_is_read() {
+        for depth in [200, 100_000] {
+            let file = format!(
+                r#"{{"Records":[{{"eventName":"A"}},{},{{"eventName":"C"}}]}}"#,
+                deep(depth)
+            );
+            let (got, stats) = records(file.as_bytes(), ReadLimits::default());
+            let stats = stats.unwrap();
+            assert_eq!((stats.events, stats.skipped), (2, 1));
+            assert_eq!(got[0].as_ref().unwrap()["eventName"], "A");
+            let bad = got[1].as_ref().unwrap_err();
+            assert_eq!(bad.record, 2);
+            assert!(bad.to_string().contains("recursion limit"), "{bad}");
+            assert_eq!(got[2].as_ref().unwrap()["eventName"], "C");
+        }
+        // Just under serde_json's limit is a good record.
+        let (got, _) = records(
+            format!(r#"{{"Records":[{}]}}"#, deep(120)).as_bytes(),
+            ReadLimits::default(),
+        );
+        assert!(got[0].is_ok());
+        // The same in JSON lines and arrays, and inside a single event.
+        let lines = format!("{{\"a\":1}}\n{}\n{{\"a\":3}}\n", deep(1000));
+        let (got, stats) = records(lines.as_bytes(), ReadLimits::default());
+        assert_eq!(stats.unwrap().skipped, 1);
+        assert!(got[0].is_ok() && got[1].is_err() && got[2].is_ok());
+        let array = format!("[{},{{\"a\":2}}]", deep(1000));
+        let (got, _) = records(array.as_bytes(), ReadLimits::default());
+        assert_eq!(got[0].as_ref().unwrap_err().record, 1);
+        assert!(got[1].is_ok());
+        let records_object = format!(r#"{{"Records":{{"x":{}}}}}"#, deep(1000));
+        let (got, stats) = records(records_object.as_bytes(), ReadLimits::default());
+        assert_eq!((got.len(), stats.unwrap().skipped), (1, 1));
+    }
+
+    #[test]
+    fn invalid_json_after_a_record_keeps_the_records_before() {
+        let file = br#"{"Records":[{"eventName":"A"},{"eventName":"B"},{"eventName": nope}]}"#;
+        let (got, result) = records(file, ReadLimits::default());
+        assert_eq!(got.len(), 2);
+        match result {
+            Err(DecodeError::Format { records, message }) => {
+                assert_eq!(records, 2);
+                assert!(message.contains("column"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A gzip of `members` copies of one member: `prefix`, then `len` bytes
+    /// of `a` (the bomb: a few KB that decompress to `members * len`).
+    fn bomb(prefix: &str, len: usize, members: usize) -> Vec<u8> {
+        let mut first = prefix.as_bytes().to_vec();
+        first.extend(std::iter::repeat_n(b'a', len));
+        let mut out = gzip(&first);
+        let rest = gzip(&vec![b'a'; len]);
+        for _ in 1..members {
+            out.extend_from_slice(&rest);
+        }
+        out
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_at_the_limits() {
+        let limits = ReadLimits {
+            file_bytes: 8 << 20,
+            record_bytes: 64 << 10,
+        };
+        // One string record of 64 MB: refused at the record's limit.
+        let file = bomb(r#"{"Records":[{"eventName":"A"},{"x":""#, 1 << 20, 64);
+        assert!(file.len() * 100 < 64 << 20, "{}", file.len());
+        let (got, result) = records(&file, limits);
+        assert_eq!(got.len(), 1);
+        match result {
+            Err(DecodeError::TooLarge(LimitExceeded::Record { record, limit })) => {
+                assert_eq!((record, limit), (2, 64 << 10));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Many small records: refused at the file's limit, having read no more.
+        let mut big = br#"{"Records":["#.to_vec();
+        let one = br#"{"eventName":"A","p":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},"#;
+        let mut n = 0;
+        while big.len() < 9 << 20 {
+            big.extend_from_slice(one);
+            n += 1;
+        }
+        big.extend_from_slice(br#"{"eventName":"Z"}]}"#);
+        let (got, result) = records(&gzip(&big), limits);
+        assert!(matches!(
+            result,
+            Err(DecodeError::TooLarge(LimitExceeded::File { limit })) if limit == 8 << 20
+        ));
+        assert!(got.len() as u64 * one.len() as u64 <= 8 << 20);
+        // Within the default limits the same file reads to its end.
+        let (got, result) = records(&gzip(&big), ReadLimits::default());
+        assert_eq!(result.unwrap().events, n + 1);
+        assert_eq!(got.len() as u64, n + 1);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `ProcessingLatency` | Milliseconds | Service |
 //! | `Errors` | Count | Service |
 //! | `ColdStart` | Count | function_name, service (as Powertools emits it) |
+//! | `LogRecordsSkipped` / `LogFilesRejected` | Count | Service |
 
 pub mod cloudwatch;
 pub mod emf;
@@ -45,6 +46,10 @@ pub(crate) const ALERTS_FAILED: &str = "AlertsFailed";
 pub(crate) const PROCESSING_LATENCY: &str = "ProcessingLatency";
 pub(crate) const COLD_START: &str = "ColdStart";
 pub(crate) const ERRORS: &str = "Errors";
+/// CloudTrail log files: records that could not be read and were skipped,
+/// and files refused for their size (`crate::logfiles`).
+pub(crate) const LOG_RECORDS_SKIPPED: &str = "LogRecordsSkipped";
+pub(crate) const LOG_FILES_REJECTED: &str = "LogFilesRejected";
 
 /// Dimension sets. Each set makes a separate CloudWatch metric, so every
 /// dimension here has a bounded set of values.
