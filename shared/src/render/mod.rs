@@ -421,4 +421,21 @@ mod tests {
         }
         assert!(sns_message(&Alert::new(&f)).len() <= 256 * 1024);
     }
+
+    #[test]
+    fn attributes_are_never_empty_and_always_bounded() {
+        let mut f = finding();
+        f.account_id = String::new();
+        f.finding_type = " \n".into();
+        let attrs: std::collections::HashMap<_, _> = attributes(&f).into_iter().collect();
+        assert_eq!(attrs["account"], UNKNOWN_ATTRIBUTE);
+        assert_eq!(attrs["finding_type"], UNKNOWN_ATTRIBUTE);
+        f.account_id = "1".repeat(300_000);
+        for (name, value) in attributes(&f) {
+            assert!(
+                !value.is_empty() && value.chars().count() <= ATTRIBUTE_MAX,
+                "{name}"
+            );
+        }
+    }
 }
