@@ -5,7 +5,10 @@
 //! `VIGIL_REQUIRE_MOTO=1`. Run alone (`cargo test`), tests that need moto say
 //! so and return; under the script a missing endpoint is a failure.
 
+pub mod samples;
 pub mod stand_in;
+
+pub use samples::{own_events, project_root, sample_dir, shared_events};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,31 +17,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use vigil::sources::log_file::input;
-
-/// The project root (the workspace).
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-/// `../shared/events/<sub>` beside the project, when it exists (CI has it; a
-/// user's fresh clone may not).
-pub fn shared_events(sub: &str) -> Option<PathBuf> {
-    let p = project_root()
-        .join("..")
-        .join("shared")
-        .join("events")
-        .join(sub);
-    p.is_dir().then_some(p)
-}
-
-/// The real public samples in `../shared/events/<sub>` when present, else the
-/// project's own `examples/events/<own>`.
-pub fn sample_dir(sub: &str, own: &str) -> PathBuf {
-    shared_events(sub).unwrap_or_else(|| project_root().join("examples").join("events").join(own))
-}
 
 /// The moto endpoint, or `None` (with a note) when the test runs without it.
 pub fn moto_endpoint() -> Option<String> {
