@@ -28,6 +28,21 @@ start_moto
 echo "==> cargo test --workspace"
 cargo test --workspace --all-targets
 
+# Sample-driven tests never pass by checking nothing: under CI a missing
+# ../shared/events fails them (tests/src/samples.rs). Proved on one of them
+# with the samples folder pointed at a path that does not exist.
+echo "==> under CI, sample tests fail when ../shared/events is missing"
+missing_log="$ROOT/target/samples-missing.log"
+if CI=true VIGIL_SHARED_EVENTS="$ROOT/target/no-such-samples" \
+  cargo test -q -p vigil-detect --test rules_sigmahq >"$missing_log" 2>&1; then
+  echo "the sample tests passed under CI without their samples" >&2
+  exit 1
+fi
+grep -q "CI is set but the public samples folder" "$missing_log" || {
+  cat "$missing_log" >&2
+  exit 1
+}
+
 # `vigil replay --output ocsf` writes the SNS `sqs` body: it must validate
 # against the official schema too, and there must be something to validate.
 echo "==> vigil replay --output ocsf of the samples is valid OCSF"

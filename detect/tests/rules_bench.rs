@@ -4,11 +4,13 @@
 //!
 //! `cargo test --release -p vigil-detect --test rules_bench -- --ignored --nocapture`
 
-use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
 use vigil_detect::{Detector, Rule, RuleSet, RuleSource};
+
+#[path = "../../tests/src/samples.rs"]
+mod samples;
 
 fn corpus() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -29,9 +31,7 @@ fn corpus() -> Vec<Vec<u8>> {
 #[ignore = "benchmark: run with --release -- --ignored --nocapture"]
 fn rule_set_throughput() {
     let mut sources = RuleSource::bundled();
-    let sigma =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/events/sigma/aws_cloudtrail");
-    if sigma.is_dir() {
+    if let Some(sigma) = samples::shared_events("sigma/aws_cloudtrail") {
         sources.extend(RuleSource::dir(&sigma).unwrap());
     }
     let t0 = Instant::now();

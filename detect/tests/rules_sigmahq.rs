@@ -1,27 +1,15 @@
 //! SigmaHQ's public AWS CloudTrail rules in `../shared/events/sigma/`
-//! (present in CI; a fresh clone may lack them, and then these tests say so
-//! and pass). The tests that also read the real CloudTrail samples need
-//! Vigil's sources and are in `shared/tests/detect_samples.rs`.
-
-use std::path::{Path, PathBuf};
+//! (required under CI, where their absence fails these tests; a fresh clone
+//! may lack them, and then these tests say so and pass). The tests that also
+//! read the real CloudTrail samples need Vigil's sources and are in
+//! `shared/tests/detect_samples.rs`.
 
 use serde_json::{json, Value};
 use vigil_detect::{Placeholders, Rule, RuleErrorKind, RuleSet, RuleSource, Unsupported};
 
-fn shared_events(sub: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/events")
-        .join(sub);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "note: {} not found (a fresh clone has no ../shared): skipped",
-            p.display()
-        );
-        None
-    }
-}
+#[path = "../../tests/src/samples.rs"]
+mod samples;
+use samples::shared_events;
 
 fn sigma_sources(sub: &str) -> Option<Vec<RuleSource>> {
     let dir = shared_events(&format!("sigma/{sub}"))?;

@@ -1,9 +1,8 @@
-//! The real CloudTrail samples in `../shared/events/` (present in CI; a fresh
-//! clone may lack them, and then these tests say so and pass) through the
-//! rules: read and classified by Vigil's sources, and through the pipeline.
+//! The real CloudTrail samples in `../shared/events/` (required under CI,
+//! where their absence fails these tests; a fresh clone may lack them, and
+//! then these tests say so and pass) through the rules: read and classified
+//! by Vigil's sources, and through the pipeline.
 //! The rule-only SigmaHQ tests are in `detect/tests/rules_sigmahq.rs`.
-
-use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use vigil::detect::{Detector, Rule, RuleSet, RuleSource};
@@ -11,20 +10,9 @@ use vigil::model::Severity;
 use vigil::sources::log_file::input;
 use vigil::sources::{classify, SourceEvent};
 
-fn shared_events(sub: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/events")
-        .join(sub);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "note: {} not found (a fresh clone has no ../shared): skipped",
-            p.display()
-        );
-        None
-    }
-}
+#[path = "../../tests/src/samples.rs"]
+mod samples;
+use samples::shared_events;
 
 fn sigma_sources(sub: &str) -> Option<Vec<RuleSource>> {
     let dir = shared_events(&format!("sigma/{sub}"))?;

@@ -7,7 +7,6 @@
 //! Long runs: `PROPTEST_CASES=100000 cargo test -p vigil --release --test fuzz`
 //! (see docs/operations.md (Fuzzing)). Every test is named `fuzz_*`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -21,6 +20,9 @@ use vigil::sinks::MemorySink;
 use vigil::sources::log_file::input;
 use vigil::sources::{self, Envelope, SourceEvent};
 use vigil::{Config, Pipeline};
+
+#[path = "../../tests/src/samples.rs"]
+mod samples;
 
 const GUARDDUTY: &[&str] = &[
     include_str!("../../examples/events/guardduty/attack-sequence-s3-critical.json"),
@@ -63,16 +65,16 @@ fn parse(s: &str) -> Value {
 fn seeds() -> Vec<Value> {
     let mut out: Vec<Value> = GUARDDUTY.iter().map(|s| parse(s)).collect();
     out.extend([parse(CLOUDTRAIL), parse(SECURITY_HUB), parse(MACIE)]);
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/events");
     for sub in [
         "guardduty",
         "cloudtrail",
         "securityhub",
         "other-eventbridge",
     ] {
-        let Ok(files) = input::files(&[shared.join(sub)]) else {
+        let Some(dir) = samples::shared_events(sub) else {
             continue;
         };
+        let files = input::files(&[dir]).expect("list samples");
         for f in files.iter().take(25) {
             if let Ok(events) = input::read_events(f) {
                 out.extend(events.into_iter().take(2));

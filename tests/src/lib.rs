@@ -5,8 +5,18 @@
 //! `VIGIL_REQUIRE_MOTO=1`. Run alone (`cargo test`), tests that need moto say
 //! so and return; under the script a missing endpoint is a failure.
 
+pub mod fault_proxy;
+pub mod function_bed;
+pub mod samples;
 pub mod stand_in;
 
+pub use function_bed::{
+    assert_duplicate_delivery_alerts_once, errors_counted, function_env, idempotency_status,
+    items_with_prefix, own_sample_event, FunctionBed,
+};
+pub use samples::{own_events, project_root, sample_dir, shared_events};
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,31 +24,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use vigil::sources::log_file::input;
-
-/// The project root (the workspace).
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-/// `../shared/events/<sub>` beside the project, when it exists (CI has it; a
-/// user's fresh clone may not).
-pub fn shared_events(sub: &str) -> Option<PathBuf> {
-    let p = project_root()
-        .join("..")
-        .join("shared")
-        .join("events")
-        .join(sub);
-    p.is_dir().then_some(p)
-}
-
-/// The real public samples in `../shared/events/<sub>` when present, else the
-/// project's own `examples/events/<own>`.
-pub fn sample_dir(sub: &str, own: &str) -> PathBuf {
-    shared_events(sub).unwrap_or_else(|| project_root().join("examples").join("events").join(own))
-}
 
 /// The moto endpoint, or `None` (with a note) when the test runs without it.
 pub fn moto_endpoint() -> Option<String> {
@@ -356,4 +341,85 @@ pub fn lambda_sns_event(envelope: &Value) -> Value {
         "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:vigil:sub",
         "Sns": envelope,
     }]})
+}
+
+/// The JSON message structures moto's SNS recorded for `topic_arn`, by SNS
+/// message id (moto's internal API: an SQS subscriber sees only `sqs`).
+pub async fn published(endpoint: &str, topic_arn: &str) -> HashMap<String, (Value, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(format!("GET /moto-api/data.json HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    let data: Value = serde_json::from_str(body).unwrap();
+    let topic = data["sns"]["Topic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["arn"] == topic_arn)
+        .unwrap_or_else(|| panic!("moto has no topic {topic_arn}"));
+    topic["sent_notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let message: Value = serde_json::from_str(n[1].as_str().unwrap())
+                .expect("MessageStructure=json: the message is a JSON object");
+            (
+                n[0].as_str().unwrap().to_string(),
+                (message, n[2].as_str().unwrap_or_default().to_string()),
+            )
+        })
+        .collect()
+}
+
+/// The SNS events Lambda hands a function subscribed to `topic_arn` (the
+/// notifier) for the `expected` messages its SQS subscriber `queue_url`
+/// receives: each envelope as SNS sent it, with the message a `lambda`
+/// subscriber gets (the `lambda` key of what Vigil published, read from moto).
+pub async fn lambda_events_of(
+    sdk: &SdkConfig,
+    endpoint: &str,
+    topic_arn: &str,
+    queue_url: &str,
+    expected: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let envelopes = drain(sdk, queue_url, expected, Duration::from_secs(20)).await?;
+    let structures = published(endpoint, topic_arn).await;
+    envelopes
+        .into_iter()
+        .map(|mut envelope| {
+            let id = envelope["MessageId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let (structure, _) = structures
+                .get(&id)
+                .ok_or_else(|| anyhow::anyhow!("moto recorded no message {id}"))?;
+            envelope["Message"] = structure["lambda"].clone();
+            Ok(lambda_sns_event(&envelope))
+        })
+        .collect()
+}
+
+/// A secret in moto's Secrets Manager holding `value`, under a unique name;
+/// its ARN.
+pub async fn create_secret(sdk: &SdkConfig, value: &str) -> anyhow::Result<String> {
+    let created = aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(unique("vigil/secret"))
+        .secret_string(value)
+        .send()
+        .await?;
+    Ok(created.arn().unwrap_or_default().to_string())
 }

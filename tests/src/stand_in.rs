@@ -177,3 +177,38 @@ async fn serve(
     stream.write_all(resp.as_bytes()).await?;
     stream.shutdown().await
 }
+
+/// A server that accepts every connection, reads what it is sent, and never
+/// answers: a Slack, PagerDuty or OTLP endpoint that hangs. Connections are
+/// held open until the server is dropped (with the test's runtime).
+pub struct Silent {
+    pub base: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Silent {
+    pub async fn start() -> Silent {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut sink = [0u8; 8192];
+                    // Read (so the client's send completes), never write.
+                    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+        Silent { base, connections }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

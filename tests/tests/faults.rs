@@ -4,19 +4,17 @@
 //! Throttling and 503 before passing requests on to moto). Every test asserts
 //! the exact alerts an SQS subscriber of the topic receives.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use vigil::dedup::{Clock, Dedup, DedupSettings, DynamoStore, MemoryStore, StateStores};
 use vigil::sinks::SnsSink;
 use vigil::{app, Config, Source};
+use vigil_e2e::fault_proxy::{Fault, FaultProxy};
 use vigil_e2e::{drain, moto_endpoint, sdk, topic_with_queue, unique};
 
 /// 2026-01-01T00:00:00Z in ms: aligned to every storm window used here.
@@ -110,19 +108,6 @@ fn received(messages: &[Value]) -> Vec<Received> {
         .collect()
 }
 
-async fn idempotency_record(sdk: &SdkConfig, table: &str, event_id: &str) -> Option<String> {
-    let item = aws_sdk_dynamodb::Client::new(sdk)
-        .get_item()
-        .table_name(table)
-        .key("id", AttributeValue::S(format!("idem#{event_id}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item?;
-    item.get("status").and_then(|s| s.as_s().ok()).cloned()
-}
-
 #[tokio::test]
 async fn sns_unreachable_fails_the_invocation_and_the_retry_after_recovery_alerts_once() {
     if moto_endpoint().is_none() {
@@ -149,7 +134,12 @@ async fn sns_unreachable_fails_the_invocation_and_the_retry_after_recovery_alert
         .build();
     let err = app::handle_event(&broken, event.clone()).await.unwrap_err();
     assert!(err.to_string().contains("not delivered"), "{err}");
-    assert_eq!(idempotency_record(&sdk, &table, "evt-sns-down").await, None);
+    assert_eq!(
+        vigil_e2e::idempotency_status(&sdk, &table, "evt-sns-down")
+            .await
+            .unwrap(),
+        None
+    );
 
     // After recovery, the retry (same event id) alerts once, and a further
     // duplicate delivery gets the stored result and alerts nothing.
@@ -157,8 +147,9 @@ async fn sns_unreachable_fails_the_invocation_and_the_retry_after_recovery_alert
     let out = app::handle_event(&fixed, event.clone()).await.unwrap();
     assert_eq!(out["alerts"], 1, "{out}");
     assert_eq!(
-        idempotency_record(&sdk, &table, "evt-sns-down")
+        vigil_e2e::idempotency_status(&sdk, &table, "evt-sns-down")
             .await
+            .unwrap()
             .as_deref(),
         Some("COMPLETE")
     );
@@ -175,104 +166,13 @@ async fn sns_unreachable_fails_the_invocation_and_the_retry_after_recovery_alert
 }
 
 /// A stand-in SNS endpoint: answers the first requests with the given
-/// errors, then passes each request on to moto. Serves a bounded number of
-/// connections, one request each.
-struct FlakySns {
-    url: String,
-    requests: Arc<AtomicUsize>,
-}
-
-fn flaky_sns(upstream: &str, failures: Vec<(u16, &'static str)>) -> FlakySns {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = upstream
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let requests = Arc::new(AtomicUsize::new(0));
-    let counter = requests.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(64) {
-            let Ok(mut client) = stream else { continue };
-            let Some((head, body)) = read_request(&mut client) else {
-                continue;
-            };
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let response = match failures.get(n) {
-                Some((status, code)) => error_response(*status, code),
-                None => forward(&upstream, &head, &body),
-            };
-            let _ = client.write_all(&response);
-        }
-    });
-    FlakySns { url, requests }
-}
-
-fn read_request(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some((head, body))
-}
-
-fn error_response(status: u16, code: &str) -> Vec<u8> {
-    let kind = if status >= 500 { "Receiver" } else { "Sender" };
-    let body = format!(
-        "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>{kind}</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
-    );
-    format!(
-        "HTTP/1.1 {status} Injected\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Sends the request on to moto with `Connection: close`, returns its answer.
-fn forward(upstream: &str, head: &str, body: &[u8]) -> Vec<u8> {
-    let mut lines: Vec<&str> = head
-        .trim_end()
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    lines.push("Connection: close");
-    let mut request = lines.join("\r\n").into_bytes();
-    request.extend_from_slice(b"\r\n\r\n");
-    request.extend_from_slice(body);
-    let mut out = Vec::new();
-    if let Ok(mut up) = TcpStream::connect(upstream) {
-        let _ = up.set_read_timeout(Some(Duration::from_secs(10)));
-        if up.write_all(&request).is_ok() {
-            let _ = up.read_to_end(&mut out);
-        }
-    }
-    out
+/// errors, then passes each request on to moto.
+fn flaky_sns(upstream: &str, failures: Vec<(u16, &'static str)>) -> FaultProxy {
+    FaultProxy::start(upstream, move |r| {
+        failures
+            .get(r.index)
+            .map(|&(status, code)| Fault { status, code })
+    })
 }
 
 #[tokio::test]
@@ -306,7 +206,7 @@ async fn sns_throttling_and_5xx_are_retried_and_delivered_once() {
     .unwrap();
     assert_eq!(out["alerts"], 1);
     // Every injected failure was answered by a retry, and one publish got through.
-    assert_eq!(flaky.requests.load(Ordering::SeqCst), injected + 1);
+    assert_eq!(flaky.requests(), injected + 1);
     let got = received(
         &drain(&sdk, &queue, 1, Duration::from_secs(10))
             .await

@@ -205,16 +205,7 @@ async fn create_table(sdk: &SdkConfig) -> String {
 }
 
 async fn create_secret(sdk: &SdkConfig, value: &str) -> String {
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(unique("vigil/slack-bot"))
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string()
+    vigil_e2e::create_secret(sdk, value).await.unwrap()
 }
 
 /// The `fp#<fingerprint>` item as stored.

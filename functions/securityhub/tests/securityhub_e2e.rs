@@ -25,8 +25,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use vigil::model::Severity;
 use vigil_e2e::{
-    drain, events_in, moto_endpoint, project_root, sdk, shared_events, topic_with_queue, unique,
-    LambdaFunction,
+    drain, events_in, moto_endpoint, project_root, published, sdk, shared_events, topic_with_queue,
+    unique, LambdaFunction,
 };
 
 /// The threshold every function in this file runs with (`VIGIL_MIN_SEVERITY`).
@@ -306,48 +306,6 @@ fn expected_of(file: &str, event: &Value) -> Vec<Expected> {
             .collect(),
         (source, dt) => panic!("{file}: not a Security Hub or Macie event ({source:?}, {dt:?})"),
     }
-}
-
-// ------------------------------------------------------ what was published
-
-/// The JSON message structures moto's SNS recorded for `topic_arn`, by SNS
-/// message id (moto's internal API: an SQS subscriber sees only `sqs`).
-async fn published(endpoint: &str, topic_arn: &str) -> HashMap<String, (Value, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(format!("GET /moto-api/data.json HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    let data: Value = serde_json::from_str(body).unwrap();
-    let topic = data["sns"]["Topic"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["arn"] == topic_arn)
-        .unwrap_or_else(|| panic!("moto has no topic {topic_arn}"));
-    topic["sent_notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            let message: Value = serde_json::from_str(n[1].as_str().unwrap())
-                .expect("MessageStructure=json: the message is a JSON object");
-            (
-                n[0].as_str().unwrap().to_string(),
-                (message, n[2].as_str().unwrap_or_default().to_string()),
-            )
-        })
-        .collect()
 }
 
 // ------------------------------------------------------------ the checks

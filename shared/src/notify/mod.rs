@@ -93,6 +93,14 @@ pub enum NotifyError {
 }
 
 impl NotifyError {
+    /// The metric `error_kind`: as the pipeline functions name theirs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotifyError::BadMessage { .. } => "bad_input",
+            NotifyError::Delivery { .. } => "delivery",
+        }
+    }
+
     /// Whether a retry of the invocation may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -518,8 +526,15 @@ pub async fn run_function() -> Result<(), lambda_runtime::Error> {
                     invocation = invocation.continue_trace(cx);
                 }
             }
+            let handled = async {
+                let result = notifier.handle(&payload).await;
+                if let Err(e) = &result {
+                    telemetry.record_error(e.kind());
+                }
+                result
+            };
             invocation
-                .run(notifier.handle(&payload))
+                .run(handled)
                 .await
                 .map(|reports| report_json(&reports))
                 .map_err(lambda_runtime::Error::from)

@@ -58,6 +58,8 @@ use crate::pipeline::{EventObserverFn, PipelineBuilder};
 
 /// The longest a `PutMetricData` flush may hold an invocation.
 pub(crate) const METRICS_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Metric `error_kind` of a failed span export.
+pub const TRACE_EXPORT_ERROR_KIND: &str = "trace_export";
 
 /// Why telemetry could not be set up as configured.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +234,9 @@ impl Telemetry {
         };
         if let Some(e) = &report.span_error {
             tracing::warn!(error = %e, "trace export failed");
+            // Counted, so a collector that hangs or refuses shows on the
+            // dashboard and not only in the logs.
+            self.record_error(TRACE_EXPORT_ERROR_KIND);
         }
         if let Some(e) = &report.metrics_error {
             tracing::warn!(error = %e, "metrics flush failed");
