@@ -202,6 +202,19 @@ pub(crate) async fn handle_event_until(
             }
             Ok(out)
         }
+        Err(err) if err.is_refusal() => {
+            // Retrying cannot make a forged event real: the invocation
+            // succeeds (no Lambda retry, no dead-letter queue), the refusal is
+            // logged with the sending account and counted (`EventsRefused`).
+            tracing::error!(error = %err, error_kind = err.kind(), event_id, "event refused");
+            let out = json!({ "refused": err.to_string(), "findings": 0, "alerts": 0 });
+            if let Some(guard) = guard {
+                if let Err(e) = guard.complete(&out).await {
+                    tracing::error!(error = %e, event_id, "idempotency record not completed");
+                }
+            }
+            Ok(out)
+        }
         Err(err) => {
             if let Some(guard) = guard {
                 if let Err(e) = guard.release().await {
@@ -283,11 +296,89 @@ pub async fn start_function(
     })
 }
 
+/// Whether `event` is the schedule asking for a storm sweep: an EventBridge
+/// schedule's `Scheduled Event` from `aws.events` (only AWS can send an
+/// `aws.*` source, and a sweep sends only what is due anyway).
+pub fn is_storm_sweep(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// Runs the storm sweep ([`Pipeline::sweep_storms`]) in an invocation span,
+/// logs and counts it (`StormSummariesFailed` for summaries not delivered or
+/// a sweep that failed), flushes telemetry, and succeeds either way: a
+/// summary not sent was given back, and the next scheduled sweep sends it,
+/// so a Lambda retry would only add noise.
+pub async fn handle_sweep(
+    telemetry: &Telemetry,
+    pipeline: &Pipeline,
+    event: lambda_runtime::LambdaEvent<Value>,
+) -> Result<Value, InvocationError> {
+    let lambda_runtime::LambdaEvent { payload, context } = event;
+    let mut invocation = telemetry.invocation(InvocationInfo::new(&context, Trigger::Timer));
+    if let Some(id) = payload.get("id").and_then(Value::as_str) {
+        invocation = invocation.correlation_id(id);
+    }
+    invocation.run(sweep(telemetry, pipeline)).await
+}
+
+async fn sweep(telemetry: &Telemetry, pipeline: &Pipeline) -> Result<Value, InvocationError> {
+    let (report, _) = pipeline.sweep_storms().await;
+    let recorder = crate::telemetry::Recorder {
+        service: telemetry.config().service.clone(),
+        by_account: false,
+    };
+    telemetry.metrics().record(recorder.storm_sweep(
+        report.sent,
+        report.failed,
+        report.error.is_some(),
+    ));
+    if report.ok() {
+        tracing::info!(
+            storms_checked = report.storms_checked,
+            summaries_sent = report.sent,
+            "storm sweep done"
+        );
+    } else {
+        tracing::error!(
+            storms_checked = report.storms_checked,
+            summaries_sent = report.sent,
+            summaries_failed = report.failed,
+            error = report.error.as_deref().unwrap_or(""),
+            "storm sweep incomplete: the next sweep retries"
+        );
+    }
+    Ok(json!({"storm_sweep": {
+        "storms_checked": report.storms_checked,
+        "summaries_sent": report.sent,
+        "summaries_failed": report.failed,
+        "error": report.error,
+    }}))
+}
+
 /// Runs an EventBridge-triggered function: [`start_function`] once per cold
 /// start, then serves invocations.
 pub async fn run_eventbridge_function(
     spec: FunctionSpec,
     detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
+) -> Result<(), lambda_runtime::Error> {
+    serve(spec, detector, false).await
+}
+
+/// [`run_eventbridge_function`] for the function the storm-sweep schedule
+/// invokes: a `Scheduled Event` ([`is_storm_sweep`]) runs [`handle_sweep`],
+/// every other event the pipeline.
+pub async fn run_sweeping_function(
+    spec: FunctionSpec,
+    detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
+) -> Result<(), lambda_runtime::Error> {
+    serve(spec, detector, true).await
+}
+
+async fn serve(
+    spec: FunctionSpec,
+    detector: impl FnOnce(&Config) -> Result<Option<Arc<dyn Detector>>, StartupError>,
+    sweeps: bool,
 ) -> Result<(), lambda_runtime::Error> {
     let Started {
         pipeline,
@@ -298,6 +389,11 @@ pub async fn run_eventbridge_function(
     let telemetry = &telemetry;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            if sweeps && is_storm_sweep(&event.payload) {
+                return handle_sweep(telemetry, pipeline, event)
+                    .await
+                    .map_err(lambda_runtime::Error::from);
+            }
             handle_invocation(telemetry, pipeline, event)
                 .await
                 .map_err(lambda_runtime::Error::from)

@@ -13,7 +13,7 @@ use tracing::{info_span, Instrument};
 
 use crate::accounts::{AccountDirectory, AccountInfo};
 use crate::config::Config;
-use crate::dedup::{Admission, Dedup, EventSession, RepeatKind};
+use crate::dedup::{Admission, Dedup, EventSession, RepeatKind, SweepReport};
 use crate::detect::Detector;
 use crate::enrich::Enricher;
 use crate::model::{Finding, FindingStatus, Severity, Source, TraceContext, TraceIds};
@@ -115,6 +115,9 @@ pub struct EventReport {
     pub summaries: Vec<Processed>,
     /// Dedup state operations that failed; each failed open (alerted).
     pub state_store_errors: u32,
+    /// Findings of the event that could not be read and were skipped (each
+    /// logged with its place in the event; metric `InvalidFindings`).
+    pub invalid_findings: usize,
 }
 
 impl EventReport {
@@ -146,12 +149,20 @@ pub enum PipelineError {
 
 impl PipelineError {
     /// The kind of failure, for logs and metrics (`error_kind`): bad input
-    /// goes to the dead-letter queue as it is; a delivery failure is retried.
+    /// goes to the dead-letter queue as it is; a delivery failure is retried;
+    /// a forged event is refused (counted, logged, never retried).
     pub fn kind(&self) -> &'static str {
         match self {
+            PipelineError::Source(e) if e.is_forged() => "forged_event",
             PipelineError::Source(_) | PipelineError::NotAccepted { .. } => "bad_input",
             PipelineError::Delivery { .. } => "delivery",
         }
+    }
+
+    /// Whether the event was refused as forged ([`SourceError::ForgedSource`]):
+    /// no retry can make it acceptable.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PipelineError::Source(e) if e.is_forged())
     }
 }
 
@@ -263,11 +274,35 @@ impl Pipeline {
 
     /// Sends every storm summary still due, open windows included: for the
     /// end of `vigil replay` (the functions send them from the next event
-    /// after a window closes).
+    /// after a window closes, and from the scheduled sweep).
     pub async fn flush_storms(&self) -> Vec<Processed> {
         let mut dedup = self.dedup.session();
         let due = dedup.finish_all().await;
         self.send_summaries(&mut dedup, due, None).await
+    }
+
+    /// The scheduled sweep: sends the final summary of every closed storm of
+    /// the last day that still owes one, whichever process counted it (found
+    /// through the storm index, claimed so only one sweep sends it). A
+    /// summary not delivered is given back for the next sweep.
+    pub async fn sweep_storms(&self) -> (SweepReport, Vec<Processed>) {
+        let mut dedup = self.dedup.session();
+        let due = dedup.sweep().await;
+        let trace = self.trace_context.as_ref().and_then(|f| f());
+        let sent = self.send_summaries(&mut dedup, due, trace.as_ref()).await;
+        let count = |failed: bool| {
+            sent.iter()
+                .filter(|p| matches!(p.decision, Decision::Failed(_)) == failed)
+                .count() as u64
+        };
+        let report = SweepReport {
+            storms_checked: dedup.storms_checked(),
+            sent: count(false),
+            failed: count(true),
+            error: (dedup.state_store_errors() > 0)
+                .then(|| "the state store failed during the sweep (see the log)".to_string()),
+        };
+        (report, sent)
     }
 
     async fn send_summaries(
@@ -329,13 +364,15 @@ impl Pipeline {
 
     async fn process_in_span(&self, event: &Value) -> Result<EventReport, PipelineError> {
         let current = tracing::Span::current();
-        let (source, event_id, findings) = self.parse(event, &current)?;
+        let (source, event_id, parsed) = self.parse(event, &current)?;
+        let findings = parsed.findings;
         let mut report = EventReport {
             source,
             event_id,
             findings: Vec::with_capacity(findings.len()),
             summaries: Vec::new(),
             state_store_errors: 0,
+            invalid_findings: parsed.invalid.len(),
         };
         let trace = self.trace_context.as_ref().and_then(|f| f());
         let mut dedup = self.dedup.session();
@@ -365,7 +402,7 @@ impl Pipeline {
         &self,
         event: &Value,
         current: &tracing::Span,
-    ) -> Result<(Source, Option<String>, Vec<Finding>), PipelineError> {
+    ) -> Result<(Source, Option<String>, sources::Parsed), PipelineError> {
         let _parse = info_span!("parse").entered();
         let parsed = sources::classify(event)?;
         let source = parsed.source();
@@ -431,7 +468,7 @@ impl Pipeline {
     }
 
     /// Parse (and for CloudTrail, detect) into findings.
-    fn findings(&self, parsed: SourceEvent<'_>) -> Result<Vec<Finding>, PipelineError> {
+    fn findings(&self, parsed: SourceEvent<'_>) -> Result<sources::Parsed, PipelineError> {
         Ok(sources::findings(parsed, self.detector.as_deref())?)
     }
 

@@ -6,14 +6,16 @@
 //! |---|---|
 //! | `idem#<event id>` | `status` (INPROGRESS/COMPLETE), `in_progress_expiration` (epoch ms), `data` (the result, JSON) |
 //! | `fp#<fingerprint>` | `state` (JSON, `FingerprintState`), `version`; `thread_ts`, `thread_channel` and `thread_origin` belong to the notifier |
-//! | `storm#<window start>` | `position`, `critical`, `summarized`, `summaries`, counters `s:`/`t:`/`a:`/`o:`/`r:<name>`, `r_other` |
+//! | `storm#<window start>#<source>#<SEVERITY>#<type>` | `position`, `critical`, `summarized`, `summaries`, `indexed`, counters `s:`/`t:`/`a:`/`o:`/`r:<name>`, `r_other` |
+//! | `stormidx#<hour start>` | `storms`: string set of the storm keys started in that hour that may still owe a final summary (read by the sweep) |
 //!
 //! Fingerprint records are written with UpdateItem (`SET` of this module's
 //! attributes only) and a version condition, so a `thread_ts` the notifier
 //! adds is kept; the notifier's own UpdateItem
 //! ([`crate::notify::DynamoThreads`]) sets only the thread's attributes (and
 //! `expiration` if the record has none), so it never disturbs the state or
-//! its version. Storm records only ever see atomic `ADD`s.
+//! its version. Storm records only ever see atomic `ADD`s (and `SET
+//! indexed`); index records `ADD` and `DELETE` set elements.
 
 use std::collections::BTreeMap;
 
@@ -22,14 +24,18 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_sdk_dynamodb::Client;
 
 use super::store::{
-    BeginOutcome, FingerprintStore, IdempotencyStore, StoreError, StoreFuture, StormStore,
-    Versioned,
+    BeginOutcome, FingerprintStore, IdempotencyStore, StoreError, StoreFuture, StormCount,
+    StormStore, Versioned,
 };
 use super::storm::{ResourceSlot, StormCounters, StormEntry};
 use super::table::{count, describe, expired, get_item, n, num, s, string, Item};
 
 const STATUS_IN_PROGRESS: &str = "INPROGRESS";
 const STATUS_COMPLETE: &str = "COMPLETE";
+/// A storm record's mark that its index record lists it.
+const INDEXED: &str = "indexed";
+/// An index record's string set of storm keys.
+const STORMS: &str = "storms";
 
 /// Fingerprint, storm and idempotency records on one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -127,7 +133,12 @@ impl FingerprintStore for DynamoStore {
 }
 
 impl StormStore for DynamoStore {
-    fn count<'a>(&'a self, key: &'a str, critical: bool, expires_at: i64) -> StoreFuture<'a, u64> {
+    fn count<'a>(
+        &'a self,
+        key: &'a str,
+        critical: bool,
+        expires_at: i64,
+    ) -> StoreFuture<'a, StormCount> {
         Box::pin(async move {
             let out = self
                 .client
@@ -146,11 +157,78 @@ impl StormStore for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-            Ok(out
-                .attributes
-                .as_ref()
-                .map(|a| count(a, "position"))
-                .unwrap_or(0))
+            let attributes = out.attributes.unwrap_or_default();
+            Ok(StormCount {
+                position: count(&attributes, "position"),
+                indexed: attributes.contains_key(INDEXED),
+            })
+        })
+    }
+
+    fn index<'a>(&'a self, index: &'a str, key: &'a str, expires_at: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(index))
+                .update_expression("SET #exp = if_not_exists(#exp, :exp) ADD #storms :key")
+                .expression_attribute_names("#exp", "expiration")
+                .expression_attribute_names("#storms", STORMS)
+                .expression_attribute_values(":exp", n(expires_at))
+                .expression_attribute_values(":key", AttributeValue::Ss(vec![key.to_string()]))
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            // Only once the index lists it: a storm marked indexed is found
+            // by the sweep.
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(key))
+                .update_expression("SET #indexed = :yes")
+                .expression_attribute_names("#indexed", INDEXED)
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::Unavailable(describe(&e)))
+        })
+    }
+
+    fn indexed<'a>(&'a self, index: &'a str, now: i64) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let Some(item) = self.get(index).await? else {
+                return Ok(Vec::new());
+            };
+            if expired(&item, now) {
+                return Ok(Vec::new());
+            }
+            Ok(match item.get(STORMS) {
+                Some(AttributeValue::Ss(keys)) => keys.clone(),
+                _ => Vec::new(),
+            })
+        })
+    }
+
+    fn unindex<'a>(&'a self, index: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", s(index))
+                .update_expression("DELETE #storms :key")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_names("#storms", STORMS)
+                .expression_attribute_values(":key", AttributeValue::Ss(vec![key.to_string()]))
+                .send()
+                .await
+                .map(|_| ())
+                .or_else(|e| {
+                    match classify(index, e, |e| e.is_conditional_check_failed_exception()) {
+                        StoreError::Conflict { .. } => Ok(()),
+                        other => Err(other),
+                    }
+                })
         })
     }
 

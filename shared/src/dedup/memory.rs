@@ -1,13 +1,13 @@
 //! State in process memory: for `vigil replay` (suppression and storms as
 //! deployed, within one run) and for tests, which can also make it fail.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::store::{
-    BeginOutcome, FingerprintStore, IdempotencyStore, StoreError, StoreFuture, StormStore,
-    Versioned,
+    BeginOutcome, FingerprintStore, IdempotencyStore, StoreError, StoreFuture, StormCount,
+    StormStore, Versioned,
 };
 use super::storm::{ResourceSlot, StormCounters, StormEntry};
 
@@ -30,6 +30,10 @@ struct IdemRecord {
 struct Inner {
     records: HashMap<String, Record>,
     storms: HashMap<String, StormCounters>,
+    /// Index records: expiry and the storm keys listed.
+    index: HashMap<String, (i64, BTreeSet<String>)>,
+    /// Storms marked indexed.
+    indexed: HashSet<String>,
     idem: HashMap<String, IdemRecord>,
 }
 
@@ -136,7 +140,12 @@ impl FingerprintStore for MemoryStore {
 }
 
 impl StormStore for MemoryStore {
-    fn count<'a>(&'a self, key: &'a str, critical: bool, _expires_at: i64) -> StoreFuture<'a, u64> {
+    fn count<'a>(
+        &'a self,
+        key: &'a str,
+        critical: bool,
+        _expires_at: i64,
+    ) -> StoreFuture<'a, StormCount> {
         self.ready(|inner| {
             let c = inner.storms.entry(key.to_string()).or_default();
             if critical {
@@ -144,7 +153,43 @@ impl StormStore for MemoryStore {
             } else {
                 c.position += 1;
             }
-            Ok(c.position)
+            let position = c.position;
+            Ok(StormCount {
+                position,
+                indexed: inner.indexed.contains(key),
+            })
+        })
+    }
+
+    fn index<'a>(&'a self, index: &'a str, key: &'a str, expires_at: i64) -> StoreFuture<'a, ()> {
+        self.ready(|inner| {
+            let (_, keys) = inner
+                .index
+                .entry(index.to_string())
+                .or_insert_with(|| (expires_at, BTreeSet::new()));
+            keys.insert(key.to_string());
+            inner.indexed.insert(key.to_string());
+            Ok(())
+        })
+    }
+
+    fn indexed<'a>(&'a self, index: &'a str, now: i64) -> StoreFuture<'a, Vec<String>> {
+        self.ready(|inner| {
+            Ok(inner
+                .index
+                .get(index)
+                .filter(|(expires_at, _)| *expires_at >= now)
+                .map(|(_, keys)| keys.iter().cloned().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    fn unindex<'a>(&'a self, index: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        self.ready(|inner| {
+            if let Some((_, keys)) = inner.index.get_mut(index) {
+                keys.remove(key);
+            }
+            Ok(())
         })
     }
 

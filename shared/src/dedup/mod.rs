@@ -54,9 +54,9 @@ pub use settings::DedupSettings;
 pub use stage::Dedup;
 pub use store::{
     BeginOutcome, FingerprintStore, IdempotencyStore, StateStores, StoreError, StoreFuture,
-    StormStore, Versioned,
+    StormCount, StormStore, Versioned,
 };
-pub use storm::{ResourceSlot, StormCounters, StormEntry};
+pub use storm::{ResourceSlot, StormCounters, StormEntry, StormKey, StormKind, SweepReport};
 pub use suppression::RepeatKind;
 
 #[cfg(test)]

@@ -55,13 +55,39 @@ pub trait FingerprintStore: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, ()>;
 }
 
-/// Storm windows (`storm#`): atomic counters only, so concurrent invocations
-/// never conflict.
+/// A storm record after one alert was counted into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StormCount {
+    /// Non-critical alerts counted so far, this one included.
+    pub position: u64,
+    /// Whether the storm is listed in its index record (see [`StormStore::index`]).
+    pub indexed: bool,
+}
+
+/// Storm records (`storm#<window>#<kind>`): atomic counters only, so
+/// concurrent invocations never conflict; and their index records
+/// (`stormidx#<hour>`: the storms started in that hour that may still owe a
+/// final summary), which the sweep reads by key.
 pub trait StormStore: Send + Sync + std::fmt::Debug {
-    /// Counts one alert into a storm window; returns the window's count of
+    /// Counts one alert into a storm; returns the storm's count of
     /// non-critical alerts after it (critical ones are counted apart and
-    /// return the non-critical count unchanged).
-    fn count<'a>(&'a self, key: &'a str, critical: bool, expires_at: i64) -> StoreFuture<'a, u64>;
+    /// leave it unchanged) and whether it is indexed.
+    fn count<'a>(
+        &'a self,
+        key: &'a str,
+        critical: bool,
+        expires_at: i64,
+    ) -> StoreFuture<'a, StormCount>;
+
+    /// Lists the storm `key` in the index record `index` (a set: adding
+    /// twice is harmless), then marks the storm indexed.
+    fn index<'a>(&'a self, index: &'a str, key: &'a str, expires_at: i64) -> StoreFuture<'a, ()>;
+
+    /// The storm keys an index record lists (none when it is absent or expired).
+    fn indexed<'a>(&'a self, index: &'a str, now: i64) -> StoreFuture<'a, Vec<String>>;
+
+    /// Takes a storm that owes no summary any more off its index record.
+    fn unindex<'a>(&'a self, index: &'a str, key: &'a str) -> StoreFuture<'a, ()>;
 
     /// Adds an aggregated finding to a storm window's breakdowns. With
     /// [`ResourceSlot::TrackIfKnown`], fails with [`StoreError::Conflict`]

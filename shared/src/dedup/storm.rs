@@ -40,9 +40,129 @@ const MAX_KEY_CHARS: usize = 256;
 /// Lines per breakdown in the summary text.
 const TOP: usize = 10;
 
-/// The state key of a storm window.
-pub(super) fn key(window_start: i64) -> String {
-    format!("storm#{window_start}")
+/// Seconds after a window's end during which counts still in flight may land:
+/// a storm leaves the sweep's index only after it.
+pub(super) const SETTLE_SECONDS: i64 = 60;
+/// Index buckets: one index record per hour of window starts.
+const INDEX_BUCKET_SECONDS: i64 = 3600;
+
+/// What a storm is made of: findings of one source and type (GuardDuty
+/// finding type, CloudTrail rule id, Security Hub type) at one severity. A
+/// storm of one kind never holds back an alert of another kind, nor one of a
+/// higher severity, which counts in a storm of its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StormKind {
+    pub source: Source,
+    pub severity: Severity,
+    /// Bounded, one line ([`counter_key`]).
+    pub finding_type: String,
+}
+
+impl StormKind {
+    pub(super) fn of(f: &Finding) -> StormKind {
+        StormKind {
+            source: f.source,
+            severity: f.severity,
+            finding_type: counter_key(f.type_or_rule()),
+        }
+    }
+}
+
+/// The state key of one kind's storm in one window:
+/// `storm#<window start>#<source>#<SEVERITY>#<type>` (the type last, so a
+/// `#` in it is kept when the key is read back).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StormKey {
+    pub window: i64,
+    pub kind: StormKind,
+}
+
+impl std::fmt::Display for StormKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let k = &self.kind;
+        write!(
+            f,
+            "storm#{}#{}#{}#{}",
+            self.window,
+            k.source.as_str(),
+            k.severity.as_str(),
+            k.finding_type
+        )
+    }
+}
+
+impl StormKey {
+    /// Reads a key back; None for anything this module did not write.
+    pub(super) fn parse(key: &str) -> Option<StormKey> {
+        let mut parts = key.strip_prefix("storm#")?.splitn(4, '#');
+        let window = parts.next()?.parse().ok()?;
+        let source = source_named(parts.next()?)?;
+        let severity = parts.next()?.parse().ok()?;
+        let finding_type = parts.next()?.to_string();
+        Some(StormKey {
+            window,
+            kind: StormKind {
+                source,
+                severity,
+                finding_type,
+            },
+        })
+    }
+
+    /// The index record listing the storms started in this key's hour, which
+    /// the sweep reads (a query by key, not a scan).
+    pub(super) fn index_key(&self) -> String {
+        index_key(self.window)
+    }
+}
+
+/// The index record for storm windows starting in the hour of `window`.
+pub(super) fn index_key(window: i64) -> String {
+    format!(
+        "stormidx#{}",
+        window.div_euclid(INDEX_BUCKET_SECONDS) * INDEX_BUCKET_SECONDS
+    )
+}
+
+/// Index records whose hours overlap `from..=to` (epoch seconds), oldest first.
+pub(super) fn index_keys(from: i64, to: i64) -> Vec<String> {
+    let first = from.div_euclid(INDEX_BUCKET_SECONDS);
+    let last = to.div_euclid(INDEX_BUCKET_SECONDS);
+    (first..=last)
+        .map(|b| index_key(b * INDEX_BUCKET_SECONDS))
+        .collect()
+}
+
+fn source_named(name: &str) -> Option<Source> {
+    [
+        Source::GuardDuty,
+        Source::CloudTrail,
+        Source::SecurityHub,
+        Source::Macie,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == name)
+}
+
+/// What a sweep for storms owing a final summary did
+/// ([`crate::Pipeline::sweep_storms`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepReport {
+    /// Storms listed in the index records read.
+    pub storms_checked: usize,
+    /// Summaries delivered.
+    pub sent: u64,
+    /// Summaries claimed but not delivered (given back for the next sweep).
+    pub failed: u64,
+    /// Why the sweep stopped early (the state store failed), if it did.
+    pub error: Option<String>,
+}
+
+impl SweepReport {
+    /// Whether every due summary went out.
+    pub fn ok(&self) -> bool {
+        self.failed == 0 && self.error.is_none()
+    }
 }
 
 /// What an aggregated finding adds to the breakdowns.
@@ -165,33 +285,21 @@ fn inline(map: &BTreeMap<String, u64>, n: usize) -> String {
     s
 }
 
-/// The window a summary finding is about (from its id).
-pub(super) fn window_of(summary: &Finding) -> Option<i64> {
-    if summary.finding_type != SUMMARY_TYPE {
-        return None;
-    }
-    summary
-        .id
-        .strip_prefix("storm:")?
-        .split(':')
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// The summary alert: a finding of type [`SUMMARY_TYPE`], so every sink and
 /// renderer sends it like any other alert. Its subject and text say it is a
 /// storm summary and how many alerts it replaces; its evidence carries the
 /// counts for machines; `count` is the number of alerts replaced.
 pub(super) fn summary(
-    window_start: i64,
+    key: &StormKey,
     window_seconds: i64,
     threshold: u64,
     c: &StormCounters,
     closed: bool,
 ) -> Finding {
+    let window_start = key.window;
     let s = Summary {
         c,
+        kind: &key.kind,
         window_start,
         window_seconds,
         threshold,
@@ -212,6 +320,7 @@ pub(super) fn summary(
 /// the alert states.
 struct Summary<'a> {
     c: &'a StormCounters,
+    kind: &'a StormKind,
     window_start: i64,
     window_seconds: i64,
     threshold: u64,
@@ -228,27 +337,33 @@ struct Summary<'a> {
 impl Summary<'_> {
     /// The finding's identity, title, severity, scope and time.
     fn finding(&self) -> Finding {
-        let (c, replaced, window_start) = (self.c, self.replaced, self.window_start);
+        let (c, replaced, window_start, kind) =
+            (self.c, self.replaced, self.window_start, self.kind);
+        let kind_id = format!(
+            "{}:{}:{}",
+            kind.source.as_str(),
+            kind.severity.as_str(),
+            kind.finding_type
+        );
         let mut f = Finding::new(
-            most_common_source(c),
-            format!("storm:{window_start}:{replaced}"),
+            kind.source,
+            format!("storm:{window_start}:{kind_id}:{replaced}"),
             SUMMARY_TYPE,
         );
         f.product = "Vigil".into();
+        // The subject already says the severity and source (and has 99
+        // characters in all): the type, shortened, says the rest.
         f.title = format!(
-            "Alert storm {}: {replaced} alerts summarized",
+            "Alert storm {}: {replaced} alerts summarized ({})",
             if self.closed {
                 "summary"
             } else {
                 "in progress"
-            }
+            },
+            one_line(&kind.finding_type, 24),
         );
-        // The highest severity it holds back; CRITICAL alerted on its own.
-        f.severity = Severity::ALL
-            .into_iter()
-            .rev()
-            .find(|s| c.by_severity.get(s.as_str()).is_some_and(|n| *n > 0))
-            .unwrap_or(Severity::Medium);
+        // The storm holds back one severity only.
+        f.severity = kind.severity;
         let accounts = top(&c.by_account, 1);
         f.account_id = accounts
             .first()
@@ -262,7 +377,7 @@ impl Summary<'_> {
         f.first_seen = Some(self.start);
         f.last_seen = Some(self.end);
         f.count = replaced;
-        f.fingerprint = format!("storm-{window_start}");
+        f.fingerprint = format!("storm-{window_start}-{kind_id}");
         for (id, _) in top(&c.by_resource, 5) {
             f.resources.push(Resource::new("Other", id));
         }
@@ -275,18 +390,14 @@ impl Summary<'_> {
         let mut d = String::new();
         let _ = writeln!(
             d,
-            "This is a storm summary: it replaces {replaced} individual alerts. More than {threshold} findings alerted between {} and {} UTC; the first {} were sent one by one, the rest are counted here.",
+            "This is a storm summary: it replaces {replaced} individual alerts. More than {threshold} {} {} findings of type {} alerted between {} and {} UTC; the first {} were sent one by one, the rest are counted here. Findings of any other type or severity alert on their own.",
+            self.kind.severity.as_str(),
+            self.kind.source.as_str(),
+            one_line(&self.kind.finding_type, 200),
             self.start.format("%Y-%m-%d %H:%M:%S"),
             self.end.format("%H:%M:%S"),
             self.individual,
         );
-        if c.critical > 0 {
-            let _ = writeln!(
-                d,
-                "{} CRITICAL findings in this window were alerted on their own, as always.",
-                c.critical
-            );
-        }
         if self.closed {
             let _ = writeln!(d, "The window has closed: these are the final counts.");
         } else {
@@ -332,7 +443,6 @@ impl Summary<'_> {
             "storm_individual_alerts".into(),
             self.individual.to_string(),
         );
-        ev.insert("storm_critical_alerts".into(), c.critical.to_string());
         ev.insert("storm_threshold".into(), self.threshold.to_string());
         ev.insert("storm_window_start".into(), self.start.to_rfc3339());
         ev.insert(
@@ -340,6 +450,9 @@ impl Summary<'_> {
             self.window_seconds.to_string(),
         );
         ev.insert("storm_final".into(), self.closed.to_string());
+        ev.insert("storm_source".into(), self.kind.source.as_str().into());
+        ev.insert("storm_severity".into(), self.kind.severity.as_str().into());
+        ev.insert("storm_type".into(), self.kind.finding_type.clone());
         ev.insert("storm_by_severity".into(), inline(&c.by_severity, 5));
         ev.insert("storm_by_type".into(), inline(&c.by_type, TOP));
         ev.insert("storm_by_account".into(), inline(&c.by_account, TOP));
@@ -349,15 +462,6 @@ impl Summary<'_> {
             "storm_other_resources".into(),
             c.other_resources.to_string(),
         );
-    }
-}
-
-fn most_common_source(c: &StormCounters) -> Source {
-    match top(&c.by_source, 1).first().map(|(s, _)| *s) {
-        Some("CloudTrail") => Source::CloudTrail,
-        Some("SecurityHub") => Source::SecurityHub,
-        Some("Macie") => Source::Macie,
-        _ => Source::GuardDuty,
     }
 }
 
@@ -412,10 +516,23 @@ mod tests {
             let e = entry(i);
             c.add(&e, ResourceSlot::Track(&e.resource));
         }
-        let f = summary(1_700_000_100, 300, 50, &c, true);
-        assert_eq!(window_of(&f), Some(1_700_000_100));
+        let key = StormKey {
+            window: 1_700_000_100,
+            kind: StormKind {
+                source: Source::GuardDuty,
+                severity: Severity::High,
+                finding_type: "Recon:EC2/Portscan".into(),
+            },
+        };
+        let f = summary(&key, 300, 50, &c, true);
         assert_eq!(f.count, 1000);
         assert_eq!(f.severity, Severity::High);
+        assert!(
+            f.title
+                .contains("1000 alerts summarized (Recon:EC2/Portscan)"),
+            "{}",
+            f.title
+        );
         let subject = render::subject(&f);
         assert!(
             subject.contains("storm") && subject.contains("1000 alerts"),
@@ -427,10 +544,30 @@ mod tests {
             body.contains("storm summary: it replaces 1000 individual alerts"),
             "{body}"
         );
-        assert!(body.contains("2 CRITICAL findings"), "{body}");
         assert!(body.contains("final counts"), "{body}");
         assert_eq!(f.evidence["storm_replaced_alerts"], "1000");
         let msg = render::sns_message(&Alert::new(&f));
         assert!(msg.len() < 256 * 1024);
+    }
+
+    #[test]
+    fn storm_keys_read_back_whatever_the_type_holds() {
+        let key = StormKey {
+            window: 1_700_000_100,
+            kind: StormKind {
+                source: Source::CloudTrail,
+                severity: Severity::Medium,
+                finding_type: "rule#with#hashes".into(),
+            },
+        };
+        let text = key.to_string();
+        assert_eq!(text, "storm#1700000100#CloudTrail#MEDIUM#rule#with#hashes");
+        assert_eq!(StormKey::parse(&text), Some(key.clone()));
+        assert_eq!(key.index_key(), "stormidx#1699999200");
+        assert_eq!(StormKey::parse("storm#1700000100"), None);
+        assert_eq!(
+            index_keys(1_699_999_200, 1_700_003_000),
+            vec!["stormidx#1699999200", "stormidx#1700002800"]
+        );
     }
 }

@@ -257,11 +257,76 @@ async fn a_storm_alerts_up_to_the_threshold_then_summarizes_without_losing_count
     let last = &s[0];
     assert_eq!(last.count, 34);
     assert_eq!(last.evidence["storm_final"], "true");
-    assert_eq!(last.evidence["storm_critical_alerts"], "1");
     assert_eq!(last.evidence["storm_by_severity"], "HIGH=34");
+    assert_eq!(last.severity, Severity::High);
     // Once only.
     let (_, s) = run(&d, &finding("later", "i-later", Severity::Medium), true).await;
     assert!(s.is_empty());
+}
+
+fn of_type(id: &str, finding_type: &str, severity: Severity) -> Finding {
+    let mut f = finding(id, &format!("i-{id}"), severity);
+    f.finding_type = finding_type.into();
+    f.fingerprint = crate::enrich::fingerprint(&f);
+    f
+}
+
+#[tokio::test]
+async fn a_storm_of_one_kind_never_holds_back_another_kind_or_a_higher_severity() {
+    let (d, _, _) = stage(&settings());
+    for i in 0..60 {
+        run(
+            &d,
+            &of_type(&format!("p{i}"), "Recon:EC2/Portscan", Severity::Medium),
+            true,
+        )
+        .await;
+    }
+    let aggregated = |a: &Admission| matches!(a, Admission::Skip(Skip::Aggregated { .. }));
+    let same = run(
+        &d,
+        &of_type("p-more", "Recon:EC2/Portscan", Severity::Medium),
+        true,
+    )
+    .await;
+    assert!(aggregated(&same.0), "{:?}", same.0);
+    let other_type = of_type("t1", "UnauthorizedAccess:EC2/TorClient", Severity::Medium);
+    assert!(!aggregated(&run(&d, &other_type, true).await.0));
+    let higher = of_type("h1", "Recon:EC2/Portscan", Severity::High);
+    assert!(!aggregated(&run(&d, &higher, true).await.0));
+    let mut other_source = of_type("c1", "Recon:EC2/Portscan", Severity::Medium);
+    other_source.source = Source::SecurityHub;
+    other_source.fingerprint = crate::enrich::fingerprint(&other_source);
+    assert!(!aggregated(&run(&d, &other_source, true).await.0));
+}
+
+#[tokio::test]
+async fn a_new_process_sweeps_the_final_summary_of_a_storm_whose_processes_died() {
+    let store = MemoryStore::new();
+    let clock = Clock::manual(T0);
+    let settings = settings();
+    {
+        let counting = Dedup::new(&settings, Some(StateStores::new(store.clone())), None)
+            .with_clock(clock.clone());
+        for i in 0..12 {
+            run(
+                &counting,
+                &finding(&format!("f{i}"), &format!("i-{i}"), Severity::High),
+                true,
+            )
+            .await;
+        }
+    }
+    clock.advance(Duration::from_secs(300));
+    let fresh = Dedup::new(&settings, Some(StateStores::new(store.clone())), None)
+        .with_clock(clock.clone());
+    let mut s = fresh.session();
+    let due = s.sweep().await;
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].count, 7);
+    assert_eq!(due[0].evidence["storm_final"], "true");
+    s.summary_settled(&due[0], true).await;
+    assert!(fresh.session().sweep().await.is_empty(), "once only");
 }
 
 #[tokio::test]

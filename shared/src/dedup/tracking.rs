@@ -1,9 +1,7 @@
 //! Fingerprint and storm tracking: the stores, the windows, and what this
 //! process remembers about storms across events.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::AtomicI64;
-use std::sync::Mutex;
 
 use super::settings::{clamp_i64, DedupSettings};
 use super::store::StateStores;
@@ -19,8 +17,6 @@ pub(super) struct Tracking {
     /// The storm window this process last looked back from, so each process
     /// checks for unsummarized closed windows once per window.
     pub(super) last_flush_check: AtomicI64,
-    /// Storm windows this process aggregated into, to summarize when closed.
-    pub(super) contributed: Mutex<BTreeSet<i64>>,
 }
 
 impl Tracking {
@@ -31,7 +27,6 @@ impl Tracking {
             storm_threshold: settings.storm_threshold,
             storm_window: clamp_i64(settings.storm_window_seconds).max(1),
             last_flush_check: AtomicI64::new(i64::MIN),
-            contributed: Mutex::new(BTreeSet::new()),
         }
     }
 

@@ -66,14 +66,7 @@ fn event_id(record: &Value, envelope: Option<&Envelope>, event_name: &str) -> St
 /// The account, region and time of the call; the envelope's where the record
 /// has none.
 fn read_where_and_when(f: &mut Finding, record: &Value, envelope: Option<&Envelope>) {
-    f.account_id = json::string(record, &["recipientAccountId"])
-        .or_else(|| json::string(record, &["userIdentity", "accountId"]))
-        .or_else(|| {
-            envelope
-                .map(|e| e.account.clone())
-                .filter(|a| !a.is_empty())
-        })
-        .unwrap_or_default();
+    f.account_id = account(f, record, envelope);
     f.region = json::string(record, &["awsRegion"])
         .or_else(|| envelope.map(|e| e.region.clone()).filter(|r| !r.is_empty()))
         .unwrap_or_default();
@@ -83,6 +76,35 @@ fn read_where_and_when(f: &mut Finding, record: &Value, envelope: Option<&Envelo
     f.first_seen = Some(f.time);
     f.last_seen = Some(f.time);
     f.event_id = envelope.map(|e| e.id.clone()).filter(|id| !id.is_empty());
+}
+
+/// The account the call happened in. EventBridge stamps the envelope's
+/// `account` itself (the sender's, for a custom event), so it wins over the
+/// record's `recipientAccountId`; a record that names another account keeps
+/// that id in the evidence (`record_recipient_account_id`) and is logged.
+/// Without an envelope (log files, replay), the record's.
+fn account(f: &mut Finding, record: &Value, envelope: Option<&Envelope>) -> String {
+    let recipient = json::string(record, &["recipientAccountId"]);
+    let Some(envelope_account) = envelope
+        .map(|e| e.account.as_str())
+        .filter(|a| !a.is_empty())
+    else {
+        return recipient
+            .or_else(|| json::string(record, &["userIdentity", "accountId"]))
+            .unwrap_or_default();
+    };
+    if let Some(other) = recipient.filter(|r| r != envelope_account) {
+        let other = text::one_line(&other, 64);
+        tracing::warn!(
+            envelope_account,
+            record_account = %other,
+            event_id = envelope.map_or("", |e| e.id.as_str()),
+            "CloudTrail record names another account than its envelope: the envelope's is used"
+        );
+        f.evidence
+            .insert("record_recipient_account_id".into(), other);
+    }
+    envelope_account.to_string()
 }
 
 /// `<rule>: <who> called <API> on <resource>`.
@@ -255,5 +277,18 @@ mod tests {
         assert_eq!(f.rule.as_ref().unwrap().id, "r1");
         assert!(f.title.contains("alice called ConsoleLogin"), "{}", f.title);
         assert_eq!(f.evidence["console_login"], "Success");
+        assert_eq!(f.account_id, "111122223333");
+
+        // The envelope's account wins; the record's other one is noted.
+        let envelope = Envelope {
+            id: "evt-1".into(),
+            source: "aws.signin".into(),
+            detail_type: "AWS Console Sign In via CloudTrail".into(),
+            account: "444455556666".into(),
+            ..Envelope::default()
+        };
+        let f = finding(&record, Some(&envelope), &rule);
+        assert_eq!(f.account_id, "444455556666");
+        assert_eq!(f.evidence["record_recipient_account_id"], "111122223333");
     }
 }

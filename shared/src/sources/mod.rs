@@ -57,6 +57,26 @@ pub enum SourceError {
     },
     #[error("expected a {expected} event, got {got}")]
     WrongSource { expected: Source, got: String },
+    /// The envelope's `source` is not the AWS service its `detail-type`
+    /// belongs to: a custom event copying an AWS detail-type (anyone allowed
+    /// to `PutEvents` on the bus can send one; only AWS can send `aws.*`).
+    #[error("refused {detail_type:?} event {event_id:?} from source {got:?} sent by account {account:?}: only {expected} sends it")]
+    ForgedSource {
+        detail_type: String,
+        got: String,
+        expected: String,
+        /// The sending account, as EventBridge stamps it on a custom event.
+        account: String,
+        event_id: String,
+    },
+}
+
+impl SourceError {
+    /// Whether the event was refused as forged: a retry can never make it
+    /// acceptable, so it is counted and logged, not retried.
+    pub fn is_forged(&self) -> bool {
+        matches!(self, SourceError::ForgedSource { .. })
+    }
 }
 
 /// The EventBridge envelope fields Vigil uses.
@@ -147,39 +167,64 @@ const CLOUDTRAIL_DETAIL_TYPES: [&str; 6] = [
     "AWS Insight via CloudTrail",
 ];
 
-/// Says which parser owns `event`.
+/// The kinds of EventBridge event Vigil reads, by detail-type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnvelopeKind {
+    GuardDuty,
+    SecurityHub,
+    Macie,
+    CloudTrail,
+}
+
+impl EnvelopeKind {
+    fn of(detail_type: &str) -> Option<EnvelopeKind> {
+        if detail_type == "GuardDuty Finding" {
+            Some(EnvelopeKind::GuardDuty)
+        } else if detail_type.starts_with("Security Hub Findings")
+            || detail_type.starts_with("Findings Imported")
+            || securityhub::EventKind::from_detail_type(detail_type).is_some()
+        {
+            Some(EnvelopeKind::SecurityHub)
+        } else if detail_type == "Macie Finding" {
+            Some(EnvelopeKind::Macie)
+        } else if CLOUDTRAIL_DETAIL_TYPES.contains(&detail_type) {
+            Some(EnvelopeKind::CloudTrail)
+        } else {
+            None
+        }
+    }
+}
+
+/// Says which parser owns `event`. An EventBridge event must come from the
+/// AWS source its detail-type belongs to ([`check_source`]).
 pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
     if !event.is_object() {
         return Err(SourceError::NotAnObject);
     }
     if let Some(envelope) = Envelope::read(event) {
         let detail = &event["detail"];
-        let dt = envelope.detail_type.as_str();
-        return match (envelope.source.as_str(), dt) {
-            ("aws.guardduty", "GuardDuty Finding") => Ok(SourceEvent::GuardDuty {
+        let Some(kind) = EnvelopeKind::of(&envelope.detail_type) else {
+            return Err(SourceError::Unsupported {
+                event_source: envelope.source,
+                detail_type: envelope.detail_type,
+            });
+        };
+        check_source(kind, &envelope, detail)?;
+        return Ok(match kind {
+            EnvelopeKind::GuardDuty => SourceEvent::GuardDuty {
                 finding: detail,
                 envelope: Some(envelope),
-            }),
-            ("aws.securityhub", d)
-                if d.starts_with("Security Hub Findings")
-                    || d.starts_with("Findings Imported")
-                    || securityhub::EventKind::from_detail_type(d).is_some() =>
-            {
-                Ok(SourceEvent::SecurityHub { detail, envelope })
-            }
-            ("aws.macie", "Macie Finding") => Ok(SourceEvent::Macie {
+            },
+            EnvelopeKind::SecurityHub => SourceEvent::SecurityHub { detail, envelope },
+            EnvelopeKind::Macie => SourceEvent::Macie {
                 finding: detail,
                 envelope,
-            }),
-            (_, d) if CLOUDTRAIL_DETAIL_TYPES.contains(&d) => Ok(SourceEvent::CloudTrail {
+            },
+            EnvelopeKind::CloudTrail => SourceEvent::CloudTrail {
                 record: detail,
                 envelope: Some(envelope),
-            }),
-            (source, detail_type) => Err(SourceError::Unsupported {
-                event_source: source.to_string(),
-                detail_type: detail_type.to_string(),
-            }),
-        };
+            },
+        });
     }
     if is_bare_guardduty_finding(event) {
         return Ok(SourceEvent::GuardDuty {
@@ -212,33 +257,114 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
     })
 }
 
+/// A finding of an event that could not be read, skipped while the rest of
+/// the event was.
+#[derive(Debug)]
+pub struct InvalidFinding {
+    /// Its place in the event (`detail.findings[index]`).
+    pub index: usize,
+    pub error: SourceError,
+}
+
+/// What an event's parser read: the findings, and those it had to skip.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub findings: Vec<Finding>,
+    pub invalid: Vec<InvalidFinding>,
+}
+
+impl From<Vec<Finding>> for Parsed {
+    fn from(findings: Vec<Finding>) -> Parsed {
+        Parsed {
+            findings,
+            invalid: Vec::new(),
+        }
+    }
+}
+
 /// The findings in an event: its source's parser reads them, and a CloudTrail
 /// record gives one finding per rule of `detector` that matches it (none
-/// without a detector).
+/// without a detector). Security Hub findings that cannot be read are in
+/// [`Parsed::invalid`].
 pub fn findings(
     event: SourceEvent<'_>,
     detector: Option<&dyn Detector>,
-) -> Result<Vec<Finding>, SourceError> {
+) -> Result<Parsed, SourceError> {
     Ok(match event {
         SourceEvent::GuardDuty { finding, envelope } => {
-            vec![guardduty::parse(finding, envelope.as_ref())?]
+            vec![guardduty::parse(finding, envelope.as_ref())?].into()
         }
         SourceEvent::CloudTrail { record, envelope } => {
             let _detect = tracing::info_span!("detect").entered();
             let Some(detector) = detector else {
-                return Ok(Vec::new());
+                return Ok(Parsed::default());
             };
             let mut hits: Vec<&RuleMeta> = Vec::new();
             detector.detect(record, &mut hits);
             hits.into_iter()
                 .map(|rule| cloudtrail::finding(record, envelope.as_ref(), rule))
-                .collect()
+                .collect::<Vec<_>>()
+                .into()
         }
-        SourceEvent::SecurityHub { detail, envelope } => securityhub::parse(detail, &envelope)?,
+        SourceEvent::SecurityHub { detail, envelope } => {
+            securityhub::parse_counted(detail, &envelope)?
+        }
         SourceEvent::Macie { finding, envelope } => {
-            vec![macie::parse(finding, Some(&envelope))?]
+            vec![macie::parse(finding, Some(&envelope))?].into()
         }
     })
+}
+
+/// Refuses an envelope whose `source` is not the one AWS uses for its
+/// detail-type. EventBridge refuses `aws.*` sources from `PutEvents`, so only
+/// AWS can send an event that passes.
+fn check_source(
+    kind: EnvelopeKind,
+    envelope: &Envelope,
+    detail: &Value,
+) -> Result<(), SourceError> {
+    let got = envelope.source.as_str();
+    let (accepted, expected) = match kind {
+        EnvelopeKind::GuardDuty => (got == "aws.guardduty", "aws.guardduty".to_string()),
+        EnvelopeKind::SecurityHub => (got == "aws.securityhub", "aws.securityhub".to_string()),
+        EnvelopeKind::Macie => (got == "aws.macie", "aws.macie".to_string()),
+        EnvelopeKind::CloudTrail => cloudtrail_source_matches(envelope, detail),
+    };
+    if accepted {
+        return Ok(());
+    }
+    Err(SourceError::ForgedSource {
+        detail_type: envelope.detail_type.clone(),
+        got: got.to_string(),
+        expected,
+        account: envelope.account.clone(),
+        event_id: envelope.id.clone(),
+    })
+}
+
+/// A CloudTrail record reaches EventBridge with source `aws.<service>` of its
+/// `eventSource` (`signin.amazonaws.com` → `aws.signin`). Insights name the
+/// service under `insightDetails`, and CloudTrail itself may send them, so
+/// `aws.cloudtrail` is accepted there too. A record whose service cannot be
+/// read still needs an `aws.*` source. Returns whether `source` is accepted,
+/// and what was expected.
+fn cloudtrail_source_matches(envelope: &Envelope, record: &Value) -> (bool, String) {
+    let got = envelope.source.as_str();
+    let insight = envelope.detail_type == "AWS Insight via CloudTrail";
+    let event_source = json::str_at(record, &["eventSource"])
+        .or_else(|| json::str_at(record, &["insightDetails", "eventSource"]));
+    let service = event_source.and_then(|s| s.strip_suffix(".amazonaws.com"));
+    match service {
+        Some(service) if !service.is_empty() => {
+            let expected = format!("aws.{service}");
+            let accepted = got == expected || (insight && got == "aws.cloudtrail");
+            (accepted, expected)
+        }
+        _ => (
+            got.starts_with("aws.") && got.len() > 4,
+            "an aws.* source".to_string(),
+        ),
+    }
 }
 
 fn is_bare_guardduty_finding(v: &Value) -> bool {
@@ -281,5 +407,86 @@ mod tests {
             classify(&json!([1])),
             Err(SourceError::NotAnObject)
         ));
+    }
+
+    fn forged(event: &Value) -> bool {
+        matches!(classify(event), Err(e) if e.is_forged())
+    }
+
+    #[test]
+    fn an_envelope_must_come_from_the_aws_source_of_its_detail_type() {
+        let record = |source: &str, event_source: &str| {
+            json!({"detail-type": "AWS API Call via CloudTrail", "source": source, "account": "111122223333",
+                "detail": {"eventSource": event_source, "eventName": "StopLogging"}})
+        };
+        assert!(!forged(&record(
+            "aws.cloudtrail",
+            "cloudtrail.amazonaws.com"
+        )));
+        assert!(!forged(&record("aws.iam", "iam.amazonaws.com")));
+        assert!(forged(&record(
+            "attacker.custom",
+            "cloudtrail.amazonaws.com"
+        )));
+        assert!(forged(&record("aws.iam", "cloudtrail.amazonaws.com")));
+        assert!(forged(&record("", "cloudtrail.amazonaws.com")));
+        // No service to match: an `aws.*` source is still required.
+        assert!(!forged(&record("aws.cloudtrail", "")));
+        assert!(forged(&record("custom", "")));
+        let signin = json!({"detail-type": "AWS Console Sign In via CloudTrail", "source": "signin.custom",
+            "detail": {"eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin"}});
+        match classify(&signin) {
+            Err(SourceError::ForgedSource { expected, got, .. }) => {
+                assert_eq!(
+                    (expected.as_str(), got.as_str()),
+                    ("aws.signin", "signin.custom")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let insight = |source: &str| {
+            json!({"detail-type": "AWS Insight via CloudTrail", "source": source,
+                "detail": {"eventType": "AwsCloudTrailInsight", "insightDetails": {"eventSource": "ec2.amazonaws.com"}}})
+        };
+        assert!(!forged(&insight("aws.cloudtrail")));
+        assert!(!forged(&insight("aws.ec2")));
+        assert!(forged(&insight("aws.s3")));
+        for (detail_type, real) in [
+            ("GuardDuty Finding", "aws.guardduty"),
+            ("Security Hub Findings - Imported", "aws.securityhub"),
+            ("Findings Imported V2", "aws.securityhub"),
+            ("Macie Finding", "aws.macie"),
+        ] {
+            let event =
+                |source: &str| json!({"detail-type": detail_type, "source": source, "detail": {}});
+            assert!(!forged(&event(real)), "{detail_type}");
+            assert!(forged(&event("aws.custom")), "{detail_type}");
+            assert!(forged(&event(&format!("{real}.x"))), "{detail_type}");
+        }
+    }
+
+    #[test]
+    fn every_sample_envelope_passes_the_source_check() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events");
+        let mut checked = 0;
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let Ok(v) = serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap())
+                else {
+                    continue;
+                };
+                if Envelope::read(&v).is_some() {
+                    assert!(!forged(&v), "{}", path.display());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10, "{checked} sample envelopes");
     }
 }

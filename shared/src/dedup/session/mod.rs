@@ -13,6 +13,7 @@ use super::clock::Clock;
 use super::keys::{finding_key, fingerprint_key, owner, STATE_RETENTION_SECONDS};
 use super::rules::Suppressions;
 use super::store::StoreError;
+use super::storm::StormKey;
 use super::suppression::{self, FingerprintState, Observation, Verdict};
 use super::tracking::Tracking;
 use crate::model::Finding;
@@ -64,10 +65,22 @@ pub struct EventSession<'d> {
     /// at once instead of waiting on a dead store again.
     store_down: bool,
     claims: BTreeMap<String, PendingClaim>,
-    /// Storm windows this event pushed over the threshold.
-    crossings: BTreeSet<i64>,
-    /// (storm key, claimed count, previous count) of summaries handed out.
-    summary_claims: Vec<(String, u64, u64)>,
+    /// Storms this event pushed over the threshold.
+    crossings: BTreeSet<StormKey>,
+    /// Summaries handed out and not settled yet.
+    summary_claims: Vec<SummaryClaim>,
+    /// Storms the index records read by this session listed.
+    storms_checked: usize,
+}
+
+/// A storm summary claimed (see [`crate::dedup::StormStore::claim`]) and
+/// handed out, to confirm or give back once its delivery is known.
+#[derive(Debug)]
+struct SummaryClaim {
+    summary_id: String,
+    key: StormKey,
+    claimed: u64,
+    previous: u64,
 }
 
 impl<'d> EventSession<'d> {
@@ -85,6 +98,7 @@ impl<'d> EventSession<'d> {
             claims: BTreeMap::new(),
             crossings: BTreeSet::new(),
             summary_claims: Vec::new(),
+            storms_checked: 0,
         }
     }
 }
@@ -93,6 +107,11 @@ impl EventSession<'_> {
     /// State operations that failed during this event (each failed open).
     pub fn state_store_errors(&self) -> u32 {
         self.store_errors
+    }
+
+    /// Storms listed in the index records this session read.
+    pub fn storms_checked(&self) -> usize {
+        self.storms_checked
     }
 
     fn store_failed(&mut self, what: &'static str, err: &StoreError) {

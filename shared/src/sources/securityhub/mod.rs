@@ -37,7 +37,7 @@ use crate::json;
 use crate::model::{Finding, Resource, Source, Tactic};
 use crate::sources::guardduty::PRODUCT_GUARDDUTY;
 use crate::sources::macie::PRODUCT_MACIE;
-use crate::sources::{Envelope, SourceError};
+use crate::sources::{Envelope, InvalidFinding, Parsed, SourceError};
 use crate::text;
 
 pub use asff::parse_asff;
@@ -86,17 +86,26 @@ impl EventKind {
     }
 }
 
-/// Parses the `detail` of an `aws.securityhub` event into its findings.
+/// Parses the `detail` of an `aws.securityhub` event into its findings
+/// ([`parse_counted`] without the skipped ones).
+pub fn parse(detail: &Value, envelope: &Envelope) -> Result<Vec<Finding>, SourceError> {
+    parse_counted(detail, envelope).map(|p| p.findings)
+}
+
+/// Parses the `detail` of an `aws.securityhub` event into its findings, and
+/// the ones it skipped.
 ///
 /// Insight results give an empty list. Each finding is read as ASFF or OCSF by
 /// its shape, so a detail-type Vigil does not know yet still works. A finding
-/// that cannot be read is logged and skipped; the event fails only when it
-/// carried findings and none could be read (a retry would not help, but the
-/// dead-letter queue keeps it for a look).
-pub fn parse(detail: &Value, envelope: &Envelope) -> Result<Vec<Finding>, SourceError> {
+/// that cannot be read (no `Id`) is logged with its place in the event and
+/// returned in [`Parsed::invalid`] (the pipeline counts it in the
+/// `InvalidFindings` metric) while the others are read; the event fails only
+/// when it carried findings and none could be read (a retry would not help,
+/// but the dead-letter queue keeps it for a look).
+pub fn parse_counted(detail: &Value, envelope: &Envelope) -> Result<Parsed, SourceError> {
     let kind = EventKind::from_detail_type(&envelope.detail_type);
     if kind.is_some_and(|k| !k.carries_findings()) {
-        return Ok(Vec::new());
+        return Ok(Parsed::default());
     }
     let findings: &[Value] = match json::field(detail, "findings").and_then(Value::as_array) {
         Some(list) => list,
@@ -105,8 +114,7 @@ pub fn parse(detail: &Value, envelope: &Envelope) -> Result<Vec<Finding>, Source
         None => return Err(missing("detail.findings")),
     };
     let action = json::string(detail, &["actionName"]);
-    let mut out = Vec::with_capacity(findings.len());
-    let mut first_error = None;
+    let mut out = Parsed::default();
     for (index, raw) in findings.iter().enumerate() {
         let parsed = if is_ocsf(raw) {
             parse_ocsf(raw, Some(envelope))
@@ -120,18 +128,24 @@ pub fn parse(detail: &Value, envelope: &Envelope) -> Result<Vec<Finding>, Source
                         f.evidence.insert("custom_action".into(), a.clone());
                     }
                 }
-                out.push(f);
+                out.findings.push(f);
             }
-            Err(e) => {
-                tracing::warn!(index, error = %e, event_id = %envelope.id, "Security Hub finding skipped");
-                first_error.get_or_insert(e);
+            Err(error) => {
+                tracing::error!(
+                    index,
+                    of = findings.len(),
+                    error = %error,
+                    event_id = %envelope.id,
+                    "Security Hub finding skipped: detail.findings[{index}] cannot be read"
+                );
+                out.invalid.push(InvalidFinding { index, error });
             }
         }
     }
-    match first_error {
-        Some(e) if out.is_empty() => Err(e),
-        _ => Ok(out),
+    if out.findings.is_empty() && !out.invalid.is_empty() {
+        return Err(out.invalid.swap_remove(0).error);
     }
+    Ok(out)
 }
 
 /// The Vigil source that also delivers this finding directly, when `f` is a

@@ -16,6 +16,9 @@
 //! | `AlertsSent` / `AlertsSuppressed` / `AlertsFailed` | Count | Service |
 //! | `ProcessingLatency` | Milliseconds | Service |
 //! | `Errors` | Count | Service |
+//! | `EventsRefused` | Count | Service (events refused as forged: a source that is not the detail-type's AWS service) |
+//! | `InvalidFindings` | Count | Service (findings of an event that could not be read and were skipped) |
+//! | `StormSummariesFailed` | Count | Service (storm summaries not delivered, or a sweep that failed) |
 //! | `ColdStart` | Count | function_name, service (as Powertools emits it) |
 //! | `LogRecordsSkipped` / `LogFilesRejected` | Count | Service |
 
@@ -30,6 +33,7 @@ use serde_json::Value;
 
 use crate::model::{Finding, TraceContext};
 use crate::pipeline::{Decision, EventReport, PipelineError};
+use crate::sources::SourceError;
 
 pub use cloudwatch::CloudWatchSink;
 pub use emf::EmfSink;
@@ -50,6 +54,9 @@ pub(crate) const ERRORS: &str = "Errors";
 /// and files refused for their size (`crate::logfiles`).
 pub(crate) const LOG_RECORDS_SKIPPED: &str = "LogRecordsSkipped";
 pub(crate) const LOG_FILES_REJECTED: &str = "LogFilesRejected";
+pub(crate) const EVENTS_REFUSED: &str = "EventsRefused";
+pub(crate) const INVALID_FINDINGS: &str = "InvalidFindings";
+pub(crate) const STORM_SUMMARIES_FAILED: &str = "StormSummariesFailed";
 
 /// Dimension sets. Each set makes a separate CloudWatch metric, so every
 /// dimension here has a bounded set of values.
@@ -270,20 +277,10 @@ impl Recorder {
             for p in &report.findings {
                 out.push(self.finding(now, &p.finding, &p.decision, report, trace));
             }
-            // A storm summary is an alert, not a finding: only its delivery counts.
             for p in &report.summaries {
-                let metric = match p.decision {
-                    Decision::Alerted(_) => ALERTS_SENT,
-                    Decision::Failed(_) => ALERTS_FAILED,
-                    _ => continue,
-                };
-                let r = MetricRecord::new(now)
-                    .dimension("Service", &self.service)
-                    .metric(metric, Unit::Count, 1.0, BY_SERVICE)
-                    .property("finding_id", p.finding.id.as_str())
-                    .property("decision", crate::pipeline::decision_name(&p.decision))
-                    .property("summary", true);
-                out.push(with_trace(r, trace));
+                if let Some(r) = self.summary(now, p) {
+                    out.push(with_trace(r, trace));
+                }
             }
         }
         let mut event = MetricRecord::new(now)
@@ -294,12 +291,15 @@ impl Recorder {
                 elapsed.as_secs_f64() * 1000.0,
                 BY_SERVICE,
             )
-            .metric(
-                ERRORS,
-                Unit::Count,
-                if outcome.is_err() { 1.0 } else { 0.0 },
-                BY_SERVICE,
-            );
+            .metric(ERRORS, Unit::Count, failed(outcome), BY_SERVICE);
+        if let Err(PipelineError::Source(SourceError::ForgedSource { account, .. })) = outcome {
+            event = event
+                .metric(EVENTS_REFUSED, Unit::Count, 1.0, BY_SERVICE)
+                .property("sender_account", crate::text::one_line(account, 64));
+        }
+        if let Some(n) = report.map(|r| r.invalid_findings).filter(|n| *n > 0) {
+            event = event.metric(INVALID_FINDINGS, Unit::Count, n as f64, BY_SERVICE);
+        }
         if let Some(r) = report {
             event = event.property("source", r.source.as_str());
             if let Some(id) = &r.event_id {
@@ -313,6 +313,41 @@ impl Recorder {
         }
         out.push(with_trace(event, trace));
         out
+    }
+
+    /// A storm summary is an alert, not a finding: only its delivery counts,
+    /// and one not delivered is also a `StormSummariesFailed`.
+    fn summary(&self, now: i64, p: &crate::pipeline::Processed) -> Option<MetricRecord> {
+        let mut r = MetricRecord::new(now).dimension("Service", &self.service);
+        r = match p.decision {
+            Decision::Alerted(_) => r.metric(ALERTS_SENT, Unit::Count, 1.0, BY_SERVICE),
+            Decision::Failed(_) => r
+                .metric(ALERTS_FAILED, Unit::Count, 1.0, BY_SERVICE)
+                .metric(STORM_SUMMARIES_FAILED, Unit::Count, 1.0, BY_SERVICE),
+            _ => return None,
+        };
+        Some(
+            r.property("finding_id", p.finding.id.as_str())
+                .property("decision", crate::pipeline::decision_name(&p.decision))
+                .property("summary", true),
+        )
+    }
+
+    /// The record of a storm sweep (see [`crate::dedup::SweepReport`]):
+    /// summaries sent, and `StormSummariesFailed` for those not delivered
+    /// (plus one when the sweep itself failed), so an alarm on it sees both.
+    pub fn storm_sweep(&self, sent: u64, failed: u64, sweep_failed: bool) -> MetricRecord {
+        let failures = failed + u64::from(sweep_failed);
+        MetricRecord::new(now_ms())
+            .dimension("Service", &self.service)
+            .metric(ALERTS_SENT, Unit::Count, sent as f64, BY_SERVICE)
+            .metric(
+                STORM_SUMMARIES_FAILED,
+                Unit::Count,
+                failures as f64,
+                BY_SERVICE,
+            )
+            .property("storm_sweep", true)
     }
 
     fn finding(
@@ -397,6 +432,15 @@ fn with_trace(r: MetricRecord, trace: Option<&TraceContext>) -> MetricRecord {
     }
 }
 
+/// `Errors` for an event: 1 when it failed. A refused (forged) event is not
+/// Vigil failing: it counts in `EventsRefused` instead.
+fn failed(outcome: Result<&EventReport, &PipelineError>) -> f64 {
+    match outcome {
+        Err(e) if !e.is_refusal() => 1.0,
+        _ => 0.0,
+    }
+}
+
 /// The kind of a pipeline error, as logs and metrics name it.
 fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
@@ -405,6 +449,63 @@ fn is_account_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recorded(outcome: Result<&EventReport, &PipelineError>) -> Vec<(&'static str, f64)> {
+        let recorder = Recorder {
+            service: "test".into(),
+            by_account: false,
+        };
+        recorder
+            .event(outcome, Duration::from_millis(1), None)
+            .into_iter()
+            .flat_map(|r| r.metrics.into_iter().map(|m| (m.name, m.value)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_security_hub_finding_without_id_is_counted_in_invalid_findings() {
+        let pipeline = crate::Pipeline::builder(&crate::Config::default()).build();
+        let event: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../examples/events/securityhub/control-s3-public-access-failed.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let mut event = event;
+        let good = event["detail"]["findings"][0].clone();
+        let mut no_id = good.clone();
+        no_id.as_object_mut().unwrap().remove("Id");
+        if let Some(pf) = no_id["ProductFields"].as_object_mut() {
+            pf.remove("aws/securityhub/FindingId");
+        }
+        event["detail"]["findings"] = serde_json::json!([no_id, good]);
+        let report = pipeline.process_event(&event).await.unwrap();
+        assert_eq!((report.findings.len(), report.invalid_findings), (1, 1));
+        let metrics = recorded(Ok(&report));
+        assert!(metrics.contains(&(INVALID_FINDINGS, 1.0)), "{metrics:?}");
+        assert!(metrics.contains(&(ERRORS, 0.0)), "{metrics:?}");
+    }
+
+    #[tokio::test]
+    async fn a_forged_event_counts_as_refused_not_as_an_error() {
+        let pipeline = crate::Pipeline::builder(&crate::Config::default()).build();
+        let forged = serde_json::json!({"detail-type": "GuardDuty Finding", "source": "attacker.custom",
+            "account": "999988887777", "id": "e1", "detail": {}});
+        let err = pipeline.process_event(&forged).await.unwrap_err();
+        let metrics = recorded(Err(&err));
+        assert!(metrics.contains(&(EVENTS_REFUSED, 1.0)), "{metrics:?}");
+        assert!(metrics.contains(&(ERRORS, 0.0)), "{metrics:?}");
+        let bad = serde_json::json!({"detail-type": "GuardDuty Finding", "source": "aws.guardduty", "detail": {}});
+        let err = pipeline.process_event(&bad).await.unwrap_err();
+        let metrics = recorded(Err(&err));
+        assert!(metrics.contains(&(ERRORS, 1.0)), "{metrics:?}");
+        assert!(
+            !metrics.iter().any(|(n, _)| *n == EVENTS_REFUSED),
+            "{metrics:?}"
+        );
+    }
 
     #[test]
     fn dimension_values_are_clean_ascii_and_bounded() {
