@@ -239,10 +239,7 @@ pub async fn handle_invocation(
     event: lambda_runtime::LambdaEvent<Value>,
 ) -> Result<Value, InvocationError> {
     let lambda_runtime::LambdaEvent { payload, context } = event;
-    let mut invocation = telemetry.invocation(InvocationInfo::new(&context, Trigger::PubSub));
-    if let Some(id) = payload.get("id").and_then(Value::as_str) {
-        invocation = invocation.correlation_id(id);
-    }
+    let invocation = invocation(telemetry, &payload, &context, Trigger::PubSub);
     let deadline = i64::try_from(context.deadline).ok();
     invocation
         .run(handle_event_until(pipeline, payload, deadline))
@@ -315,11 +312,23 @@ pub async fn handle_sweep(
     event: lambda_runtime::LambdaEvent<Value>,
 ) -> Result<Value, InvocationError> {
     let lambda_runtime::LambdaEvent { payload, context } = event;
-    let mut invocation = telemetry.invocation(InvocationInfo::new(&context, Trigger::Timer));
-    if let Some(id) = payload.get("id").and_then(Value::as_str) {
-        invocation = invocation.correlation_id(id);
+    invocation(telemetry, &payload, &context, Trigger::Timer)
+        .run(sweep(telemetry, pipeline))
+        .await
+}
+
+/// The invocation span of an EventBridge event, its id as correlation id.
+fn invocation(
+    telemetry: &Telemetry,
+    payload: &Value,
+    context: &lambda_runtime::Context,
+    trigger: Trigger,
+) -> crate::telemetry::Invocation {
+    let invocation = telemetry.invocation(InvocationInfo::new(context, trigger));
+    match payload.get("id").and_then(Value::as_str) {
+        Some(id) => invocation.correlation_id(id),
+        None => invocation,
     }
-    invocation.run(sweep(telemetry, pipeline)).await
 }
 
 async fn sweep(telemetry: &Telemetry, pipeline: &Pipeline) -> Result<Value, InvocationError> {

@@ -65,6 +65,16 @@ fn guardduty(event_id: &str, finding_id: &str, severity: f64) -> Value {
     })
 }
 
+/// moto's SDK config, a topic with a queue subscribed and a state table, all
+/// named after `name`; None without moto.
+async fn moto(name: &str) -> Option<(SdkConfig, String, String, String)> {
+    moto_endpoint()?;
+    let sdk = sdk().await;
+    let (topic, queue) = topic_with_queue(&sdk, &unique(name)).await.unwrap();
+    let table = state_table(&sdk, name).await.unwrap();
+    Some((sdk, topic, queue, table))
+}
+
 /// One "process": a pipeline on the shared state table with its own clock,
 /// as one Lambda environment of a function.
 fn process(
@@ -97,8 +107,10 @@ fn process(
     builder.build()
 }
 
-fn rules() -> Arc<dyn Detector> {
-    Arc::new(app::detection_rules(&Config::default()).unwrap())
+/// A CloudTrail function's process, with the bundled rules.
+fn cloudtrail_process(sdk: &SdkConfig, topic: &str, table: &str, clock: &Clock) -> Pipeline {
+    let rules: Arc<dyn Detector> = Arc::new(app::detection_rules(&Config::default()).unwrap());
+    process(sdk, topic, table, clock, &[Source::CloudTrail], Some(rules))
 }
 
 fn subjects(messages: &[Value]) -> Vec<String> {
@@ -110,21 +122,11 @@ fn subjects(messages: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_custom_event_copying_a_cloudtrail_detail_type_is_refused_not_alerted() {
-    if moto_endpoint().is_none() {
+    let Some((sdk, topic, queue, table)) = moto("forged").await else {
         return;
-    }
-    let sdk = sdk().await;
-    let (topic, queue) = topic_with_queue(&sdk, &unique("forged")).await.unwrap();
-    let table = state_table(&sdk, "forged-state").await.unwrap();
+    };
     let clock = Clock::manual(T0);
-    let ct = process(
-        &sdk,
-        &topic,
-        &table,
-        &clock,
-        &[Source::CloudTrail],
-        Some(rules()),
-    );
+    let ct = cloudtrail_process(&sdk, &topic, &table, &clock);
 
     let forged = signin("evt-forged", "attacker.custom", "alice");
     let out = app::handle_event(&ct, forged)
@@ -162,23 +164,11 @@ async fn a_custom_event_copying_a_cloudtrail_detail_type_is_refused_not_alerted(
 
 #[tokio::test]
 async fn a_storm_of_sign_ins_does_not_swallow_stop_logging_or_a_guardduty_high() {
-    if moto_endpoint().is_none() {
+    let Some((sdk, topic, queue, table)) = moto("storm-kinds").await else {
         return;
-    }
-    let sdk = sdk().await;
-    let (topic, queue) = topic_with_queue(&sdk, &unique("storm-kinds"))
-        .await
-        .unwrap();
-    let table = state_table(&sdk, "storm-kinds").await.unwrap();
+    };
     let clock = Clock::manual(T0);
-    let ct = process(
-        &sdk,
-        &topic,
-        &table,
-        &clock,
-        &[Source::CloudTrail],
-        Some(rules()),
-    );
+    let ct = cloudtrail_process(&sdk, &topic, &table, &clock);
     let gd = process(&sdk, &topic, &table, &clock, &[Source::GuardDuty], None);
 
     let (mut aggregated, mut per_sign_in) = (0, 0);
@@ -249,14 +239,9 @@ async fn a_storm_of_sign_ins_does_not_swallow_stop_logging_or_a_guardduty_high()
 
 #[tokio::test]
 async fn the_sweep_of_a_new_process_sends_a_dead_storms_final_summary_once() {
-    if moto_endpoint().is_none() {
+    let Some((sdk, topic, queue, table)) = moto("storm-sweep").await else {
         return;
-    }
-    let sdk = sdk().await;
-    let (topic, queue) = topic_with_queue(&sdk, &unique("storm-sweep"))
-        .await
-        .unwrap();
-    let table = state_table(&sdk, "storm-sweep").await.unwrap();
+    };
     let clock = Clock::manual(T0);
     {
         // The processes that counted the storm, then die.
