@@ -62,6 +62,7 @@ fn samples(rules: &RuleSet) -> Vec<(String, Value)> {
 fn findings(event: &Value, rules: &RuleSet) -> Vec<Finding> {
     sources::classify(event)
         .and_then(|e| sources::findings(e, Some(rules)))
+        .map(|parsed| parsed.findings)
         .unwrap_or_default()
 }
 

@@ -195,11 +195,7 @@ impl<C> fmt::Display for Safe<C> {
 pub(crate) fn clean_json(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
-        Value::String(s) => {
-            if s.chars().any(is_hidden) {
-                *s = strip_controls(s, true);
-            }
-        }
+        Value::String(s) if s.chars().any(is_hidden) => *s = strip_controls(s, true),
         Value::Array(items) => items.iter_mut().for_each(clean_json),
         Value::Object(map) => {
             if map
