@@ -42,7 +42,8 @@ pub enum PlaceholderError {
 }
 
 impl Placeholders {
-    /// No placeholders: every `%name%` under `|expand` is a load error.
+    /// No configured placeholders: a `%name%` under `|expand` that is not one
+    /// of the [`Placeholders::defaults`] is a load error.
     pub fn new() -> Placeholders {
         Placeholders::default()
     }
@@ -100,7 +101,20 @@ impl Placeholders {
         Ok(out)
     }
 
-    /// The values of `name`, when configured.
+    /// The bundled rules' defaults (`rules/placeholders.json`): what a name
+    /// stands for when the deployer has not configured it, so a bundled rule
+    /// such as "Lambda code replaced outside the deploy pipeline" loads and
+    /// means something sensible out of the box. A configured name replaces its
+    /// default list whole.
+    pub fn defaults() -> &'static Placeholders {
+        static DEFAULTS: std::sync::LazyLock<Placeholders> = std::sync::LazyLock::new(|| {
+            Placeholders::parse(include_str!("../../rules/placeholders.json"))
+                .expect("rules/placeholders.json is a valid placeholder mapping")
+        });
+        &DEFAULTS
+    }
+
+    /// The values of `name`, when configured (not counting [`Placeholders::defaults`]).
     pub fn get(&self, name: &str) -> Option<&[String]> {
         self.values.get(name).map(Vec::as_slice)
     }
@@ -193,6 +207,7 @@ pub(crate) fn expand(value: &str, placeholders: &Placeholders) -> Result<Vec<Str
             Piece::Name(n) => {
                 let values = placeholders
                     .get(n)
+                    .or_else(|| Placeholders::defaults().get(n))
                     .ok_or_else(|| ExpandError::Unknown(n.to_string()))?;
                 if out.len().saturating_mul(values.len()) > MAX_EXPANSIONS {
                     return Err(ExpandError::TooMany);
@@ -280,6 +295,25 @@ mod tests {
         assert!(matches!(
             Placeholders::parse("{"),
             Err(PlaceholderError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn a_default_applies_until_the_deployer_configures_the_name() {
+        let defaults = Placeholders::defaults();
+        assert!(defaults
+            .get("deploy_principals")
+            .is_some_and(|v| !v.is_empty()));
+        let by_default = expand("%iac_user_agents%", &Placeholders::new()).unwrap();
+        assert_eq!(by_default, defaults.get("iac_user_agents").unwrap());
+        let configured = Placeholders::parse(r#"{"iac_user_agents": ["*MyDeployer*"]}"#).unwrap();
+        assert_eq!(
+            expand("%iac_user_agents%", &configured).unwrap(),
+            ["*MyDeployer*"]
+        );
+        assert!(matches!(
+            expand("%not_a_default%", &Placeholders::new()),
+            Err(ExpandError::Unknown(_))
         ));
     }
 }
