@@ -425,23 +425,49 @@ fn every_function_and_every_dead_letter_queue_has_an_alarm() {
     }
 }
 
+/// Whether some alarm watches Vigil's own metric `name` (namespace `Vigil`,
+/// any `Service`), as a metric or in a metrics-insights expression.
+fn vigil_metric_alarmed(t: &Template, name: &str) -> bool {
+    t.of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .any(|(_, a)| {
+            watched(a).iter().any(|w| match w {
+                Watched::Expression(e) => {
+                    e.contains(&format!("SUM({name})")) && e.contains("SCHEMA(Vigil, Service)")
+                }
+                Watched::Metric {
+                    namespace, name: n, ..
+                } => namespace == "Vigil" && n == name,
+            })
+        })
+}
+
+/// Vigil's metrics that mean a person must look: events failed, summaries
+/// lost, events refused as forged (someone is sending them), log files
+/// refused, findings that could not be read.
+#[test]
+fn every_metric_that_needs_a_person_has_an_alarm() {
+    let needs_a_person = [
+        "Errors",
+        "StormSummariesFailed",
+        "EventsRefused",
+        "LogFilesRejected",
+        "InvalidFindings",
+    ];
+    for (deployment, t) in deployments() {
+        for name in needs_a_person {
+            assert!(
+                vigil_metric_alarmed(&t, name),
+                "{deployment}: no alarm on Vigil's {name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_storm_machinery_is_scheduled_and_alarmed() {
     for (deployment, t) in deployments() {
-        let storm = t
-            .of_type("AWS::CloudWatch::Alarm")
-            .into_iter()
-            .any(|(_, a)| {
-                watched(a).iter().any(|w| match w {
-                    Watched::Expression(e) => {
-                        e.contains("SUM(StormSummariesFailed)")
-                            && e.contains("SCHEMA(Vigil, Service)")
-                    }
-                    Watched::Metric {
-                        namespace, name, ..
-                    } => namespace == "Vigil" && name == "StormSummariesFailed",
-                })
-            });
+        let storm = vigil_metric_alarmed(&t, "StormSummariesFailed");
         assert!(storm, "{deployment}: no alarm on StormSummariesFailed");
         let (_, guardduty) = t
             .of_type("AWS::Serverless::Function")
