@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod coverage;
 mod exit;
 mod output;
 mod replay;
@@ -50,6 +51,17 @@ enum RulesCommand {
     Test(RulesArgs),
     /// Check rules: missing id, level, tags or tests, unknown modifiers, duplicate ids.
     Lint(RulesArgs),
+    /// Which MITRE ATT&CK tactics and techniques the rules cover.
+    Coverage {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Also write an ATT&CK Navigator layer (JSON) to this file.
+        #[arg(long, value_name = "FILE")]
+        navigator: Option<std::path::PathBuf>,
+        /// As a Markdown table by tactic (the README's).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print the EventBridge patterns that deliver every event the rules can match.
     Pattern {
         #[command(flatten)]
@@ -100,7 +112,7 @@ fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
     use vigil::detect::{pattern, ruletest, RuleSet, RuleSource};
     let args = match &command {
         RulesCommand::List(a) | RulesCommand::Test(a) | RulesCommand::Lint(a) => a,
-        RulesCommand::Pattern { rules, .. } => rules,
+        RulesCommand::Pattern { rules, .. } | RulesCommand::Coverage { rules, .. } => rules,
     };
     let RuleFiles { base, extra } = args.files()?;
     let all: Vec<RuleSource> = base.iter().chain(&extra).cloned().collect();
@@ -127,6 +139,25 @@ fn rules(command: RulesCommand) -> anyhow::Result<ExitCode> {
             let issues = ruletest::lint(&all, &values);
             out(&ruletest::render_lint(&issues));
             ok(!issues.iter().any(|i| i.level == ruletest::LintLevel::Error))
+        }
+        RulesCommand::Coverage {
+            navigator,
+            markdown,
+            ..
+        } => {
+            let set = RuleSet::layered_with(&base, &extra, &values)?;
+            let coverage = coverage::Coverage::of(set.rules().iter().map(|r| r.meta()));
+            if let Some(path) = navigator {
+                let layer = coverage::layer(&coverage, "Vigil detection coverage");
+                std::fs::write(&path, serde_json::to_string_pretty(&layer)? + "\n")
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            }
+            out(&if markdown {
+                coverage.markdown()
+            } else {
+                coverage.render()
+            });
+            ExitCode::SUCCESS
         }
         RulesCommand::Pattern { sam, json, .. } => {
             let set = RuleSet::layered_with(&base, &extra, &values)?;
