@@ -573,3 +573,29 @@ fn a_bad_record_is_said_with_its_place_and_the_rest_of_its_file_replays() {
         "{stderr}"
     );
 }
+
+/// `vigil replay` reads the direct sources' samples: each folder gives its
+/// findings, alerts where the sample says so, and refuses nothing.
+#[test]
+fn replay_reads_every_direct_source() {
+    for (dir, source, alerts) in [
+        ("health", "Health", 2),
+        ("access-analyzer", "AccessAnalyzer", 2),
+        ("inspector", "Inspector", 2),
+        ("config", "Config", 2),
+        ("malware-protection", "MalwareProtection", 1),
+    ] {
+        let out = run(vigil()
+            .args(["replay", "--output", "json"])
+            .arg(samples().join(dir)));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{dir}: {stderr}");
+        let lines = json_lines(&out.stdout);
+        let findings: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "finding").collect();
+        assert!(!findings.is_empty(), "{dir}: {stderr}");
+        assert!(findings.iter().all(|l| l["source"] == source), "{dir}: {findings:?}");
+        let alerted = findings.iter().filter(|l| l["decision"] == "alerted").count();
+        assert_eq!(alerted, alerts, "{dir}: {findings:#?}");
+        assert_eq!(summary_counts(&stderr).errors, 0, "{dir}: {stderr}");
+    }
+}

@@ -219,7 +219,17 @@ fn expect_asff(file: &str, f: &Value) -> Expected {
             .into_iter()
             .flatten()
             .any(|s| s.contains(":guardduty:"));
-    let forwarded = guardduty || product_arn.ends_with("/aws/macie") || named("Macie");
+    // The direct path alerts; Security Hub's copy of a finding a direct
+    // source delivers is kept (GuardDuty, Macie, Inspector, Access Analyzer, Config).
+    let forwarded = guardduty
+        || product_arn.ends_with("/aws/macie")
+        || named("Macie")
+        || product_arn.ends_with("/aws/inspector")
+        || named("Inspector")
+        || product_arn.ends_with("/aws/access-analyzer")
+        || named("IAM Access Analyzer")
+        || product_arn.ends_with("/aws/config")
+        || named("Config");
     let workflow = s(f, "/Workflow/Status")
         .or_else(|| s(f, "/WorkflowState"))
         .unwrap_or_default()
