@@ -126,6 +126,14 @@ fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc2822(s) {
         return Some(t.with_timezone(&Utc));
     }
+    // AWS Health's own example carries a weekday that does not match its
+    // date (`Sat, 05 Jun 2016` was a Sunday), which RFC 2822 parsing refuses:
+    // the date alone decides.
+    if let Some((_, rest)) = s.split_once(", ").filter(|(day, _)| day.len() == 3) {
+        if let Ok(t) = NaiveDateTime::parse_from_str(rest, "%d %b %Y %H:%M:%S GMT") {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",

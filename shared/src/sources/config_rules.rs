@@ -237,6 +237,40 @@ pub fn parse_with(
     let resource_type = json::string(v, &["resourceType"])
         .or_else(|| at("resourceType"))
         .unwrap_or_default();
+    let change = Change {
+        rule,
+        new,
+        old,
+        resource_id,
+        resource_type,
+    };
+    Ok(vec![finding(v, envelope, change, severity, status)])
+}
+
+/// What one compliance change says about one resource.
+struct Change {
+    rule: String,
+    new: String,
+    old: Option<String>,
+    resource_id: Option<String>,
+    resource_type: String,
+}
+
+/// The finding of a security rule's change.
+fn finding(
+    v: &Value,
+    envelope: &Envelope,
+    change: Change,
+    severity: Severity,
+    status: FindingStatus,
+) -> Finding {
+    let Change {
+        rule,
+        new,
+        old,
+        resource_id,
+        resource_type,
+    } = change;
     let account = json::string(v, &["awsAccountId"]).unwrap_or_else(|| envelope.account.clone());
     let region = json::string(v, &["awsRegion"]).unwrap_or_else(|| envelope.region.clone());
     let rule_arn = json::string(v, &["configRuleARN"]).unwrap_or_else(|| rule.clone());
@@ -299,7 +333,7 @@ console says what it checks), or remediate with the rule's SSM automation; the a
 resolves when Config evaluates it COMPLIANT.",
         text::truncate(&rule, 128)
     ));
-    Ok(vec![f])
+    f
 }
 
 #[cfg(test)]
