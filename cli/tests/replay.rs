@@ -593,8 +593,14 @@ fn replay_reads_every_direct_source() {
         let lines = json_lines(&out.stdout);
         let findings: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "finding").collect();
         assert!(!findings.is_empty(), "{dir}: {stderr}");
-        assert!(findings.iter().all(|l| l["source"] == source), "{dir}: {findings:?}");
-        let alerted = findings.iter().filter(|l| l["decision"] == "alerted").count();
+        assert!(
+            findings.iter().all(|l| l["source"] == source),
+            "{dir}: {findings:?}"
+        );
+        let alerted = findings
+            .iter()
+            .filter(|l| l["decision"] == "alerted")
+            .count();
         assert_eq!(alerted, alerts, "{dir}: {findings:#?}");
         assert_eq!(summary_counts(&stderr).errors, 0, "{dir}: {stderr}");
     }

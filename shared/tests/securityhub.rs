@@ -1084,13 +1084,23 @@ fn skip_flags_default_on_and_fail_loudly_when_malformed() {
     };
     let c = cfg(&[]).unwrap();
     assert!(c.securityhub_skip_guardduty && c.securityhub_skip_macie);
+    let direct = [Source::Inspector, Source::AccessAnalyzer, Source::Config];
+    let mut all = vec![Source::GuardDuty, Source::Macie];
+    all.extend(direct);
+    assert_eq!(c.securityhub_skip_sources(), all);
+    let c = cfg(&[("VIGIL_SECURITYHUB_SKIP_GUARDDUTY", "false")]).unwrap();
+    assert!(!c.securityhub_skip_guardduty && c.securityhub_skip_macie);
+    assert_eq!(c.securityhub_skip_sources()[0], Source::Macie);
+    let c = cfg(&[
+        ("VIGIL_SECURITYHUB_SKIP_INSPECTOR", "false"),
+        ("VIGIL_SECURITYHUB_SKIP_ACCESS_ANALYZER", "false"),
+        ("VIGIL_SECURITYHUB_SKIP_CONFIG", "false"),
+    ])
+    .unwrap();
     assert_eq!(
         c.securityhub_skip_sources(),
         vec![Source::GuardDuty, Source::Macie]
     );
-    let c = cfg(&[("VIGIL_SECURITYHUB_SKIP_GUARDDUTY", "false")]).unwrap();
-    assert!(!c.securityhub_skip_guardduty && c.securityhub_skip_macie);
-    assert_eq!(c.securityhub_skip_sources(), vec![Source::Macie]);
     let err = cfg(&[("VIGIL_SECURITYHUB_SKIP_MACIE", "sometimes")]).unwrap_err();
     assert!(err.to_string().contains("VIGIL_SECURITYHUB_SKIP_MACIE"));
 }

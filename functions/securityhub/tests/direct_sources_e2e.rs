@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_e2e::{drain, events_in, moto_endpoint, project_root, sdk, topic_with_queue, unique, LambdaFunction};
+use vigil_e2e::{
+    drain, events_in, moto_endpoint, project_root, sdk, topic_with_queue, unique, LambdaFunction,
+};
 
 fn start(endpoint: &str, topic_arn: &str) -> Option<LambdaFunction> {
     let binary = Path::new(env!("CARGO_BIN_EXE_securityhub"));
@@ -36,12 +38,17 @@ fn promised(file: &str) -> Option<(&'static str, bool)> {
         ["critical", "high", "medium", "low"]
             .into_iter()
             .find(|s| stem.ends_with(&format!("-{s}")))
-            .map(|s| (match s {
-                "critical" => "CRITICAL",
-                "high" => "HIGH",
-                "medium" => "MEDIUM",
-                _ => "LOW",
-            }, false))
+            .map(|s| {
+                (
+                    match s {
+                        "critical" => "CRITICAL",
+                        "high" => "HIGH",
+                        "medium" => "MEDIUM",
+                        _ => "LOW",
+                    },
+                    false,
+                )
+            })
             .or_else(|| panic!("{file}: name says neither a severity, -resolves nor -no-alert"))
     }
 }
@@ -68,9 +75,14 @@ async fn run_dir(dir: &str, source: &str) -> Vec<Value> {
             .unwrap_or_else(|e| panic!("{file}: {e}\n{}", function.logs()));
         let want = promised(&file);
         assert_eq!(out["alerts"], usize::from(want.is_some()), "{file}: {out}");
-        let messages = drain(&sdk, &queue_url, usize::from(want.is_some()), Duration::from_secs(15))
-            .await
-            .unwrap();
+        let messages = drain(
+            &sdk,
+            &queue_url,
+            usize::from(want.is_some()),
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
         let Some((severity, resolution)) = want else {
             assert!(messages.is_empty(), "{file}: {messages:?}");
             continue;
@@ -96,9 +108,15 @@ async fn health_exposed_key_alerts_critical_naming_key_and_user_and_maintenance_
     if bodies.is_empty() {
         return;
     }
-    let critical = bodies.iter().find(|b| b["severity_id"] == 5).expect("a critical alert");
+    let critical = bodies
+        .iter()
+        .find(|b| b["severity_id"] == 5)
+        .expect("a critical alert");
     let text = critical.to_string();
-    assert!(text.contains("AKIAIOSFODNN7EXAMPLE") && text.contains("deploy-bot"), "{text}");
+    assert!(
+        text.contains("AKIAIOSFODNN7EXAMPLE") && text.contains("deploy-bot"),
+        "{text}"
+    );
     assert!(text.contains("Deactivate"), "rotation steps: {text}");
 }
 
@@ -108,7 +126,9 @@ async fn access_analyzer_active_external_access_alerts_and_archived_does_not() {
     if bodies.is_empty() {
         return;
     }
-    assert!(bodies.iter().any(|b| b.to_string().contains("999988887777")));
+    assert!(bodies
+        .iter()
+        .any(|b| b.to_string().contains("999988887777")));
 }
 
 #[tokio::test]
@@ -118,7 +138,10 @@ async fn inspector_cve_alerts_with_fix_and_tags_and_closed_resolves() {
         return;
     }
     let text = bodies[0].to_string();
-    assert!(text.contains("CVE-2023-3609") && text.contains("0:5.15.0.1041.40~20.04.1"), "{text}");
+    assert!(
+        text.contains("CVE-2023-3609") && text.contains("0:5.15.0.1041.40~20.04.1"),
+        "{text}"
+    );
     assert!(text.contains("payments"), "resource tags: {text}");
     assert_eq!(bodies.len(), 2, "the alert and its resolution");
 }
@@ -130,5 +153,7 @@ async fn config_security_rule_alerts_once_resolves_and_other_rules_do_not() {
         return;
     }
     assert_eq!(bodies.len(), 2, "restricted-ssh alert and its resolution");
-    assert!(bodies.iter().all(|b| b.to_string().contains("sg-0123456789abcdef0")));
+    assert!(bodies
+        .iter()
+        .all(|b| b.to_string().contains("sg-0123456789abcdef0")));
 }
