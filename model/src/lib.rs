@@ -120,16 +120,53 @@ pub enum Source {
     CloudTrail,
     SecurityHub,
     Macie,
+    /// AWS Health security notifications (exposed or compromised credentials, abuse).
+    Health,
+    /// IAM Access Analyzer's own findings (external and unused access).
+    AccessAnalyzer,
+    /// Amazon Inspector's own findings (`aws.inspector2`).
+    Inspector,
+    /// AWS Config rule compliance changes.
+    Config,
+    /// GuardDuty Malware Protection for S3 object scan results.
+    MalwareProtection,
 }
 
 impl Source {
+    pub const ALL: [Source; 9] = [
+        Source::GuardDuty,
+        Source::CloudTrail,
+        Source::SecurityHub,
+        Source::Macie,
+        Source::Health,
+        Source::AccessAnalyzer,
+        Source::Inspector,
+        Source::Config,
+        Source::MalwareProtection,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::GuardDuty => "GuardDuty",
             Source::CloudTrail => "CloudTrail",
             Source::SecurityHub => "SecurityHub",
             Source::Macie => "Macie",
+            Source::Health => "Health",
+            Source::AccessAnalyzer => "AccessAnalyzer",
+            Source::Inspector => "Inspector",
+            Source::Config => "Config",
+            Source::MalwareProtection => "MalwareProtection",
         }
+    }
+
+    /// Sources that tell when a finding they alerted on is over (Config
+    /// COMPLIANT, Inspector CLOSED, Access Analyzer RESOLVED): their resolved
+    /// findings go out so the alert's Slack thread and PagerDuty incident close.
+    pub fn sends_resolutions(self) -> bool {
+        matches!(
+            self,
+            Source::Config | Source::Inspector | Source::AccessAnalyzer
+        )
     }
 }
 

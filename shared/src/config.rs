@@ -40,6 +40,14 @@ pub struct Config {
     /// The same for Macie findings, which the securityhub function also takes
     /// directly (`VIGIL_SECURITYHUB_SKIP_MACIE`, default true).
     pub securityhub_skip_macie: bool,
+    /// The same for Inspector, Access Analyzer and Config findings, which
+    /// the securityhub function takes directly when their EventBridge rules
+    /// are on (`VIGIL_SECURITYHUB_SKIP_INSPECTOR`,
+    /// `VIGIL_SECURITYHUB_SKIP_ACCESS_ANALYZER`, `VIGIL_SECURITYHUB_SKIP_CONFIG`,
+    /// default true; the template sets each to whether its direct rule is on).
+    pub securityhub_skip_inspector: bool,
+    pub securityhub_skip_access_analyzer: bool,
+    pub securityhub_skip_config: bool,
     /// Read account names from AWS Organizations (`VIGIL_ORGANIZATIONS_LOOKUP`,
     /// default false): needs the management account or a delegated
     /// administrator. Names in `VIGIL_ACCOUNT_NAMES` still win.
@@ -67,6 +75,9 @@ impl Default for Config {
             sigma_placeholders: Placeholders::new(),
             securityhub_skip_guardduty: true,
             securityhub_skip_macie: true,
+            securityhub_skip_inspector: true,
+            securityhub_skip_access_analyzer: true,
+            securityhub_skip_config: true,
             organizations_lookup: false,
             routes_file: None,
             routes_ssm_parameter: None,
@@ -107,6 +118,16 @@ impl Config {
             )?,
             securityhub_skip_macie: env
                 .flag("VIGIL_SECURITYHUB_SKIP_MACIE", d.securityhub_skip_macie)?,
+            securityhub_skip_inspector: env.flag(
+                "VIGIL_SECURITYHUB_SKIP_INSPECTOR",
+                d.securityhub_skip_inspector,
+            )?,
+            securityhub_skip_access_analyzer: env.flag(
+                "VIGIL_SECURITYHUB_SKIP_ACCESS_ANALYZER",
+                d.securityhub_skip_access_analyzer,
+            )?,
+            securityhub_skip_config: env
+                .flag("VIGIL_SECURITYHUB_SKIP_CONFIG", d.securityhub_skip_config)?,
             organizations_lookup: env.flag("VIGIL_ORGANIZATIONS_LOOKUP", d.organizations_lookup)?,
             routes_file: env.get("VIGIL_ROUTES_FILE"),
             routes_ssm_parameter: env.get("VIGIL_ROUTES_SSM_PARAMETER"),
@@ -157,6 +178,12 @@ impl Config {
         [
             (self.securityhub_skip_guardduty, Source::GuardDuty),
             (self.securityhub_skip_macie, Source::Macie),
+            (self.securityhub_skip_inspector, Source::Inspector),
+            (
+                self.securityhub_skip_access_analyzer,
+                Source::AccessAnalyzer,
+            ),
+            (self.securityhub_skip_config, Source::Config),
         ]
         .into_iter()
         .filter_map(|(skip, source)| skip.then_some(source))

@@ -96,8 +96,9 @@ pub(crate) fn tag_map(v: Option<&Value>) -> std::collections::BTreeMap<String, S
 }
 
 /// Parses the timestamp forms the sources use: RFC 3339 (`2017-12-08T15:32:49.865Z`),
-/// GuardDuty's space-separated `2025-02-25 20:40:06.721` (UTC), and epoch
-/// seconds or milliseconds as numbers.
+/// GuardDuty's space-separated `2025-02-25 20:40:06.721` (UTC), Inspector's
+/// events' `Jan 19, 2023, 10:46:15 PM` (UTC), AWS Health's RFC 2822
+/// `Sat, 05 Jun 2016 15:10:09 GMT`, and epoch seconds or milliseconds as numbers.
 pub fn time(v: &Value) -> Option<DateTime<Utc>> {
     match v {
         Value::String(s) => parse_time_str(s),
@@ -122,10 +123,22 @@ fn parse_time_str(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
+    if let Ok(t) = DateTime::parse_from_rfc2822(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // AWS Health's own example carries a weekday that does not match its
+    // date (`Sat, 05 Jun 2016` was a Sunday), which RFC 2822 parsing refuses:
+    // the date alone decides.
+    if let Some((_, rest)) = s.split_once(", ").filter(|(day, _)| day.len() == 3) {
+        if let Ok(t) = NaiveDateTime::parse_from_str(rest, "%d %b %Y %H:%M:%S GMT") {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S",
+        "%b %d, %Y, %I:%M:%S %p",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&t));
@@ -155,6 +168,11 @@ mod tests {
 
     #[test]
     fn times_in_every_form() {
+        let inspector = time(&json!("Jan 19, 2023, 10:46:15 PM")).unwrap();
+        assert_eq!(inspector.to_rfc3339(), "2023-01-19T22:46:15+00:00");
+        let health = time(&json!("Sat, 05 Jun 2016 15:10:09 GMT")).unwrap();
+        assert_eq!(health.to_rfc3339(), "2016-06-05T15:10:09+00:00");
+        assert_eq!(time(&json!("Jan 99, 2023, 10:46:15 PM")), None);
         let iso = time(&json!("2017-12-08T15:32:49.865Z")).unwrap();
         assert_eq!(iso.timestamp(), 1512747169);
         let gd = time(&json!("2025-02-25 20:40:06.000000000")).unwrap();

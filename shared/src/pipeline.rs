@@ -456,6 +456,12 @@ impl Pipeline {
         if let Some(skip) = self.gate(finding) {
             return skip;
         }
+        if is_resolution(finding) {
+            // A resolution closes the alert its fingerprint already has: it
+            // must not be folded into that alert as a repeat.
+            let route = self.routes.as_ref().map(|t| t.route(finding, account));
+            return self.alert(finding, trace, 0, route).await;
+        }
         match dedup.admit(finding).await {
             Admission::Alert { suppressed_repeats } => {
                 let route = self.routes.as_ref().map(|t| t.route(finding, account));
@@ -477,7 +483,7 @@ impl Pipeline {
         if f.sample && !self.alert_samples {
             return Some(Decision::Sample);
         }
-        if f.status != FindingStatus::Active && !self.alert_inactive {
+        if f.status != FindingStatus::Active && !self.alert_inactive && !is_resolution(f) {
             return Some(Decision::Inactive);
         }
         if let Some(origin) = sources::forwarded_from(f) {
@@ -563,6 +569,14 @@ impl Pipeline {
                 ),
         )
     }
+}
+
+/// A resolved finding of a source that tells when its findings are over
+/// (Config COMPLIANT again, Inspector CLOSED, Access Analyzer RESOLVED): it
+/// goes out, as OCSF status Resolved, so the notifier resolves the Slack
+/// thread and the PagerDuty incident of the alert it ends.
+fn is_resolution(f: &Finding) -> bool {
+    f.status == FindingStatus::Resolved && f.source.sends_resolutions()
 }
 
 /// The finding's log line: what was decided, with the fields a responder

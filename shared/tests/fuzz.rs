@@ -241,6 +241,9 @@ fn findings_of(event: &Value) -> Vec<Finding> {
         SourceEvent::Macie { finding, envelope } => sources::macie::parse(finding, Some(&envelope))
             .into_iter()
             .collect(),
+        direct => sources::findings(direct, None)
+            .map(|p| p.findings)
+            .unwrap_or_default(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Lambda: GuardDuty findings from EventBridge (`aws.guardduty` /
-//! `GuardDuty Finding`) through Vigil's pipeline to the SNS alert topic; and
+//! `GuardDuty Finding`) and GuardDuty Malware Protection for S3 scan results
+//! (`GuardDuty Malware Protection Object Scan Result`) through Vigil's
+//! pipeline to the SNS alert topic; and
 //! the storm sweep, when the `rate(5 minutes)` schedule invokes it
 //! (`aws.events` / `Scheduled Event`): the final summary of every closed
 //! storm that still owes one.
@@ -12,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     app::run_sweeping_function(
         FunctionSpec {
             name: "guardduty",
-            sources: &[Source::GuardDuty],
+            sources: &[Source::GuardDuty, Source::MalwareProtection],
         },
         |_| Ok(None),
     )

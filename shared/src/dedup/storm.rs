@@ -134,14 +134,7 @@ pub(super) fn index_keys(from: i64, to: i64) -> Vec<String> {
 }
 
 fn source_named(name: &str) -> Option<Source> {
-    [
-        Source::GuardDuty,
-        Source::CloudTrail,
-        Source::SecurityHub,
-        Source::Macie,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == name)
+    Source::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
 /// What a sweep for storms owing a final summary did

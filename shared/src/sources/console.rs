@@ -7,6 +7,18 @@
 pub(crate) use crate::text::link::Partition;
 use crate::text::link::Region;
 
+/// The partition a region belongs to, for events that name a region but no
+/// ARN (`cn-north-1` → China, `us-gov-west-1` → GovCloud).
+pub(crate) fn partition_of_region(region: &str) -> Partition {
+    if region.starts_with("cn-") {
+        Partition::China
+    } else if region.starts_with("us-gov-") {
+        Partition::GovCloud
+    } else {
+        Partition::Aws
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);

@@ -19,16 +19,29 @@
 //!   and insight results, which carry no finding;
 //! - [`macie`]: Macie's own `Macie Finding` events;
 //! - [`s3_notifications`]: S3, SNS and EventBridge object-created
-//!   notifications, which name the CloudTrail log files to read.
+//!   notifications, which name the CloudTrail log files to read;
+//! - [`health`]: AWS Health security notifications (`AWS Health Event`,
+//!   `AWS Health Abuse Event`); other Health events carry no finding;
+//! - [`access_analyzer`]: IAM Access Analyzer's external and unused access findings;
+//! - [`inspector`]: Amazon Inspector's `Inspector2 Finding` events;
+//! - [`config_rules`]: AWS Config `Config Rules Compliance Change` events of
+//!   the rules marked as security rules;
+//! - [`malware_scan`]: GuardDuty Malware Protection for S3 object scan results.
 //!
 //! The parser modules stay public for tests, benchmarks and replay; console
 //! links, which every parser builds, are private to `sources`.
 
+pub mod access_analyzer;
 pub mod cloudtrail;
+pub mod config_rules;
 mod console;
 pub mod guardduty;
+pub mod health;
+pub mod inspector;
 pub mod log_file;
 pub mod macie;
+pub mod malware_scan;
+mod resource_types;
 pub mod s3_notifications;
 pub mod securityhub;
 
@@ -130,6 +143,31 @@ pub enum SourceEvent<'a> {
         finding: &'a Value,
         envelope: Envelope,
     },
+    /// An AWS Health event (security notifications alert, the rest not).
+    Health {
+        detail: &'a Value,
+        envelope: Envelope,
+    },
+    /// An IAM Access Analyzer finding (external or unused access).
+    AccessAnalyzer {
+        detail: &'a Value,
+        envelope: Envelope,
+    },
+    /// An Amazon Inspector finding.
+    Inspector {
+        finding: &'a Value,
+        envelope: Envelope,
+    },
+    /// An AWS Config rule compliance change.
+    Config {
+        detail: &'a Value,
+        envelope: Envelope,
+    },
+    /// A GuardDuty Malware Protection for S3 object scan result.
+    MalwareScan {
+        detail: &'a Value,
+        envelope: Envelope,
+    },
 }
 
 impl SourceEvent<'_> {
@@ -139,6 +177,11 @@ impl SourceEvent<'_> {
             SourceEvent::CloudTrail { .. } => Source::CloudTrail,
             SourceEvent::SecurityHub { .. } => Source::SecurityHub,
             SourceEvent::Macie { .. } => Source::Macie,
+            SourceEvent::Health { .. } => Source::Health,
+            SourceEvent::AccessAnalyzer { .. } => Source::AccessAnalyzer,
+            SourceEvent::Inspector { .. } => Source::Inspector,
+            SourceEvent::Config { .. } => Source::Config,
+            SourceEvent::MalwareScan { .. } => Source::MalwareProtection,
         }
     }
 
@@ -148,9 +191,13 @@ impl SourceEvent<'_> {
             SourceEvent::GuardDuty { envelope, .. } | SourceEvent::CloudTrail { envelope, .. } => {
                 envelope.as_ref().map(|e| e.id.as_str())
             }
-            SourceEvent::SecurityHub { envelope, .. } | SourceEvent::Macie { envelope, .. } => {
-                Some(envelope.id.as_str())
-            }
+            SourceEvent::SecurityHub { envelope, .. }
+            | SourceEvent::Macie { envelope, .. }
+            | SourceEvent::Health { envelope, .. }
+            | SourceEvent::AccessAnalyzer { envelope, .. }
+            | SourceEvent::Inspector { envelope, .. }
+            | SourceEvent::Config { envelope, .. }
+            | SourceEvent::MalwareScan { envelope, .. } => Some(envelope.id.as_str()),
         }
         .filter(|id| !id.is_empty())
     }
@@ -174,6 +221,63 @@ enum EnvelopeKind {
     SecurityHub,
     Macie,
     CloudTrail,
+    /// The direct sources of issue #19, each one AWS `source` and a few detail-types.
+    Direct(DirectKind),
+}
+
+/// The sources read straight from their own service's events, by the
+/// detail-types that service documents and the one `source` that sends them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirectKind {
+    Health,
+    AccessAnalyzer,
+    Inspector,
+    Config,
+    MalwareScan,
+}
+
+impl DirectKind {
+    const ALL: [DirectKind; 5] = [
+        DirectKind::Health,
+        DirectKind::AccessAnalyzer,
+        DirectKind::Inspector,
+        DirectKind::Config,
+        DirectKind::MalwareScan,
+    ];
+
+    fn detail_types(self) -> &'static [&'static str] {
+        match self {
+            DirectKind::Health => &health::DETAIL_TYPES,
+            DirectKind::AccessAnalyzer => &access_analyzer::DETAIL_TYPES,
+            DirectKind::Inspector => &[inspector::DETAIL_TYPE],
+            DirectKind::Config => &[config_rules::DETAIL_TYPE],
+            DirectKind::MalwareScan => &[malware_scan::DETAIL_TYPE],
+        }
+    }
+
+    /// The only `source` AWS sends these detail-types with.
+    fn aws_source(self) -> &'static str {
+        match self {
+            DirectKind::Health => "aws.health",
+            DirectKind::AccessAnalyzer => "aws.access-analyzer",
+            DirectKind::Inspector => "aws.inspector2",
+            DirectKind::Config => "aws.config",
+            DirectKind::MalwareScan => "aws.guardduty",
+        }
+    }
+
+    fn event<'a>(self, detail: &'a Value, envelope: Envelope) -> SourceEvent<'a> {
+        match self {
+            DirectKind::Health => SourceEvent::Health { detail, envelope },
+            DirectKind::AccessAnalyzer => SourceEvent::AccessAnalyzer { detail, envelope },
+            DirectKind::Inspector => SourceEvent::Inspector {
+                finding: detail,
+                envelope,
+            },
+            DirectKind::Config => SourceEvent::Config { detail, envelope },
+            DirectKind::MalwareScan => SourceEvent::MalwareScan { detail, envelope },
+        }
+    }
 }
 
 impl EnvelopeKind {
@@ -190,7 +294,10 @@ impl EnvelopeKind {
         } else if CLOUDTRAIL_DETAIL_TYPES.contains(&detail_type) {
             Some(EnvelopeKind::CloudTrail)
         } else {
-            None
+            DirectKind::ALL
+                .into_iter()
+                .find(|k| k.detail_types().contains(&detail_type))
+                .map(EnvelopeKind::Direct)
         }
     }
 }
@@ -224,6 +331,7 @@ pub fn classify(event: &Value) -> Result<SourceEvent<'_>, SourceError> {
                 record: detail,
                 envelope: Some(envelope),
             },
+            EnvelopeKind::Direct(direct) => direct.event(detail, envelope),
         });
     }
     if is_bare_guardduty_finding(event) {
@@ -312,7 +420,37 @@ pub fn findings(
         SourceEvent::Macie { finding, envelope } => {
             vec![macie::parse(finding, Some(&envelope))?].into()
         }
+        SourceEvent::Health { detail, envelope } => {
+            skipped_when_empty(health::parse(detail, &envelope)?, &envelope)
+        }
+        SourceEvent::AccessAnalyzer { detail, envelope } => {
+            skipped_when_empty(access_analyzer::parse(detail, &envelope)?, &envelope)
+        }
+        SourceEvent::Inspector { finding, envelope } => {
+            vec![inspector::parse(finding, &envelope)?].into()
+        }
+        SourceEvent::Config { detail, envelope } => {
+            skipped_when_empty(config_rules::parse(detail, &envelope)?, &envelope)
+        }
+        SourceEvent::MalwareScan { detail, envelope } => {
+            skipped_when_empty(malware_scan::parse(detail, &envelope)?, &envelope)
+        }
     })
+}
+
+/// The findings of a direct source's event. An event that is that source's
+/// but no security signal (a Health maintenance notice, a clean scan, a
+/// compliant resource never alerted) is read without error and logged as
+/// skipped, so it is neither retried nor sent to the dead-letter queue.
+fn skipped_when_empty(findings: Vec<Finding>, envelope: &Envelope) -> Parsed {
+    if findings.is_empty() {
+        tracing::info!(
+            event_id = %envelope.id,
+            detail_type = %envelope.detail_type,
+            "event skipped: no security finding in it"
+        );
+    }
+    findings.into()
 }
 
 /// Refuses an envelope whose `source` is not the one AWS uses for its
@@ -329,6 +467,9 @@ fn check_source(
         EnvelopeKind::SecurityHub => (got == "aws.securityhub", "aws.securityhub".to_string()),
         EnvelopeKind::Macie => (got == "aws.macie", "aws.macie".to_string()),
         EnvelopeKind::CloudTrail => cloudtrail_source_matches(envelope, detail),
+        EnvelopeKind::Direct(direct) => {
+            (got == direct.aws_source(), direct.aws_source().to_string())
+        }
     };
     if accepted {
         return Ok(());
@@ -456,6 +597,19 @@ mod tests {
             ("Security Hub Findings - Imported", "aws.securityhub"),
             ("Findings Imported V2", "aws.securityhub"),
             ("Macie Finding", "aws.macie"),
+            ("AWS Health Event", "aws.health"),
+            ("AWS Health Abuse Event", "aws.health"),
+            ("Access Analyzer Finding", "aws.access-analyzer"),
+            (
+                "Unused Access Finding for IAM entities",
+                "aws.access-analyzer",
+            ),
+            ("Inspector2 Finding", "aws.inspector2"),
+            ("Config Rules Compliance Change", "aws.config"),
+            (
+                "GuardDuty Malware Protection Object Scan Result",
+                "aws.guardduty",
+            ),
         ] {
             let event =
                 |source: &str| json!({"detail-type": detail_type, "source": source, "detail": {}});

@@ -149,15 +149,25 @@ pub fn parse_counted(detail: &Value, envelope: &Envelope) -> Result<Parsed, Sour
 }
 
 /// The Vigil source that also delivers this finding directly, when `f` is a
-/// Security Hub copy of a GuardDuty or Macie finding. The pipeline uses it to
-/// keep the copy without alerting twice (`VIGIL_SECURITYHUB_SKIP_*`).
+/// Security Hub copy of a GuardDuty, Macie, Inspector, IAM Access Analyzer or
+/// AWS Config finding (by the product Security Hub names). The pipeline uses
+/// it to keep the copy without alerting twice (`VIGIL_SECURITYHUB_SKIP_*`):
+/// the direct path alerts, the copy is kept.
 pub fn forwarded_from(f: &Finding) -> Option<Source> {
     if f.source != Source::SecurityHub {
         return None;
     }
-    match f.product.as_str() {
-        PRODUCT_GUARDDUTY => Some(Source::GuardDuty),
-        PRODUCT_MACIE => Some(Source::Macie),
+    let product = f.product.trim().to_ascii_lowercase();
+    let product = product
+        .strip_prefix("amazon ")
+        .or_else(|| product.strip_prefix("aws "))
+        .unwrap_or(&product);
+    match product {
+        p if p.eq_ignore_ascii_case(PRODUCT_GUARDDUTY) => Some(Source::GuardDuty),
+        p if p.eq_ignore_ascii_case(PRODUCT_MACIE) => Some(Source::Macie),
+        "inspector" => Some(Source::Inspector),
+        "iam access analyzer" | "access analyzer" => Some(Source::AccessAnalyzer),
+        "config" => Some(Source::Config),
         _ => None,
     }
 }
