@@ -19,6 +19,7 @@
 //! Chaining (a correlation referencing another correlation) is not
 //! supported: [`parse`] refuses it with a clear error.
 
+pub mod check;
 pub mod engine;
 mod links;
 pub mod parse;

@@ -73,7 +73,7 @@ pub struct Sequence {
 /// several documents (a plain one-rule file does not).
 pub fn is_multi(text: &str) -> bool {
     text.lines()
-        .any(|l| l.starts_with("correlation:") || l.starts_with("---"))
+        .any(|l| l.starts_with("---") || l.contains("correlation"))
 }
 
 /// Every document of a file. An `action:` document (Sigma v1 rule

@@ -251,3 +251,41 @@ fn hostile_group_values_stay_bounded_and_unambiguous() {
     );
     assert!(obs.is_empty());
 }
+
+#[test]
+fn rules_test_runs_sequences_and_reports_the_wrong_ones() {
+    let with_tests = |fires_three: bool| {
+        let events: Vec<String> = (0..3)
+            .map(|i| {
+                serde_json::to_string(&login("a", &format!("2026-01-01T00:0{i}:00Z"), "Failure"))
+                    .unwrap()
+            })
+            .collect();
+        format!(
+            "{FILE}vigil_tests:\n  sequences:\n    - fires: {fires_three}\n      events: [{}]\n    - fires: false\n      events: [{}]\n",
+            events.join(", "),
+            events[0]
+        )
+    };
+    let src = |t: String| {
+        vec![RuleSource {
+            origin: "t.yml".into(),
+            text: t.into(),
+        }]
+    };
+    let ok = crate::ruletest::run(&src(with_tests(true)), &crate::Placeholders::new());
+    assert!(ok.ok(), "{}", ok.render());
+    assert_eq!(ok.correlations, 1);
+    let bad = crate::ruletest::run(&src(with_tests(false)), &crate::Placeholders::new());
+    assert_eq!(bad.failures.len(), 1, "{}", bad.render());
+    assert!(bad.render().contains("sequences[0]"), "{}", bad.render());
+    // Lint: a reference that does not resolve is an error.
+    let broken = with_tests(true).replace("rules: [failed_login]", "rules: [gone]");
+    let issues = crate::ruletest::lint(&src(broken), &crate::Placeholders::new());
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.level == crate::ruletest::LintLevel::Error && i.message.contains("`gone`")),
+        "{issues:?}"
+    );
+}
