@@ -43,9 +43,25 @@ fn has_tags(v: &serde_yaml::Value) -> bool {
 }
 
 /// The rule without `vigil_tests`, as JSON; `None` to leave it to the library
-/// (which then reports the same error it would for any user rule).
+/// (which then reports the same error it would for any user rule). A file of
+/// several documents (rules and correlation rules) becomes their JSON
+/// objects separated by `---` lines, which the library reads as YAML
+/// documents.
 fn precompiled(text: &str) -> Option<String> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    use serde::Deserialize;
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(text)
+        .map(serde_yaml::Value::deserialize)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let docs: Vec<String> = docs
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .map(precompiled_doc)
+        .collect::<Option<_>>()?;
+    Some(docs.join("\n---\n"))
+}
+
+fn precompiled_doc(value: serde_yaml::Value) -> Option<String> {
     if has_tags(&value) {
         return None;
     }

@@ -73,8 +73,13 @@ pub enum Unsupported {
     /// `timeframe`: the selections are meant to happen within a time window
     /// (Sigma v1's way to correlate events).
     Timeframe(String),
-    /// A Sigma correlation rule (`correlation:`).
+    /// A Sigma correlation rule (`correlation:`) where one rule was
+    /// expected (rule sets read them; see [`crate::correlation`]).
     Correlation,
+    /// A correlation referencing another correlation (chaining).
+    Chained(String),
+    /// A correlation referencing a rule that is not loaded.
+    MissingRule(String),
     /// A multi-document rule collection (`action: global` / `repeat`).
     MultiDocument,
     /// A rule for another log source than AWS CloudTrail.
@@ -95,7 +100,16 @@ impl fmt::Display for Unsupported {
                 f,
                 "timeframe {t}: the condition spans several events (use a correlation engine)"
             ),
-            Unsupported::Correlation => f.write_str("Sigma correlation rules are not evaluated"),
+            Unsupported::Correlation => {
+                f.write_str("a Sigma correlation rule (loaded by rule sets, not as one rule)")
+            }
+            Unsupported::Chained(r) => write!(
+                f,
+                "correlation of correlation `{r}`: chaining is not supported"
+            ),
+            Unsupported::MissingRule(r) => {
+                write!(f, "references rule `{r}`, which is not loaded")
+            }
             Unsupported::MultiDocument => {
                 f.write_str("multi-document rule collections are not supported: one rule per file")
             }

@@ -18,6 +18,7 @@
 //! `ruletest::lint`).
 
 mod condition;
+pub mod correlation;
 mod error;
 pub mod eventbridge;
 pub mod glob;
@@ -65,4 +66,9 @@ pub trait Detector: Send + Sync {
 
     /// How many rules are loaded (for logs at cold start).
     fn rule_count(&self) -> usize;
+
+    /// Appends what `record` contributes to correlation rules (see
+    /// [`correlation`]): one observation per window for every correlation
+    /// a matching referenced rule feeds. Default: no correlations.
+    fn correlate(&self, _record: &Value, _out: &mut Vec<correlation::Observation>) {}
 }

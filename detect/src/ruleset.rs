@@ -14,6 +14,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::correlation::{self, CorrelationRef, Observation};
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::with_lowercase;
 use super::placeholder::Placeholders;
@@ -110,6 +111,8 @@ pub struct RuleSet {
     by_source: HashMap<Box<str>, Vec<u32>>,
     always: Vec<u32>,
     skipped: Vec<RuleError>,
+    /// Correlation rules and which rules feed them ([`correlation::Links`]).
+    links: correlation::Links,
 }
 
 impl RuleSet {
@@ -120,11 +123,11 @@ impl RuleSet {
 
     /// Compiles `sources`; any rule that fails to load, for any reason, is an error.
     pub fn strict(sources: &[RuleSource]) -> Result<RuleSet, RuleError> {
-        let set = RuleSet::layered(sources, &[])?;
-        match set.skipped.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(RuleSet::index(set.rules, Vec::new())),
+        let mut set = RuleSet::layered(sources, &[])?;
+        if set.skipped.is_empty() {
+            return Ok(set);
         }
+        Err(set.skipped.swap_remove(0))
     }
 
     /// [`RuleSet::load_with`] without placeholders.
@@ -178,10 +181,11 @@ impl RuleSet {
     ) -> Result<RuleSet, RuleError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut skipped = Vec::new();
+        let mut loaded = correlation::Loaded::default();
         for (layer, sources) in [base, overrides].into_iter().enumerate() {
             let mut seen: HashMap<String, String> = HashMap::new();
             for src in sources {
-                let rule = match Rule::parse_with(&src.origin, &src.text, placeholders) {
+                let file_rules = match parse_source(src, placeholders, &mut loaded) {
                     Ok(r) => r,
                     Err(e) if e.is_unsupported() => {
                         skipped.push(e);
@@ -189,34 +193,53 @@ impl RuleSet {
                     }
                     Err(e) => return Err(e),
                 };
-                if let Some(other) = seen.insert(rule.id().to_string(), src.origin.clone()) {
-                    return Err(RuleError::new(
-                        &src.origin,
-                        RuleErrorKind::DuplicateId {
-                            id: rule.id().to_string(),
-                            other,
-                        },
-                    ));
-                }
-                if layer > 0 {
-                    if let Some(pos) = rules.iter().position(|r| r.id() == rule.id()) {
-                        tracing::info!(rule = rule.id(), by = %src.origin, "bundled rule replaced");
-                        rules.remove(pos);
+                for rule in file_rules {
+                    if let Some(other) = seen.insert(rule.id().to_string(), src.origin.clone()) {
+                        return Err(RuleError::new(
+                            &src.origin,
+                            RuleErrorKind::DuplicateId {
+                                id: rule.id().to_string(),
+                                other,
+                            },
+                        ));
                     }
+                    if layer > 0 {
+                        if let Some(pos) = rules.iter().position(|r| r.id() == rule.id()) {
+                            tracing::info!(rule = rule.id(), by = %src.origin, "bundled rule replaced");
+                            rules.remove(pos);
+                        }
+                    }
+                    if rule.is_retired() {
+                        skipped.push(RuleError::new(
+                            &src.origin,
+                            RuleErrorKind::Unsupported(Unsupported::Status(
+                                rule.status().unwrap_or_default().to_string(),
+                            )),
+                        ));
+                        continue;
+                    }
+                    rules.push(rule);
                 }
-                if rule.is_retired() {
-                    skipped.push(RuleError::new(
-                        &src.origin,
-                        RuleErrorKind::Unsupported(Unsupported::Status(
-                            rule.status().unwrap_or_default().to_string(),
-                        )),
-                    ));
-                    continue;
-                }
-                rules.push(rule);
             }
         }
-        Ok(RuleSet::index(rules, skipped))
+        let links = loaded.link(&rules, &mut skipped);
+        let mut set = RuleSet::index(rules, skipped);
+        set.links = links;
+        Ok(set)
+    }
+
+    /// The correlation rules loaded (those whose references all resolved).
+    pub fn correlations(&self) -> &[CorrelationRef] {
+        self.links.correlations()
+    }
+
+    /// Whether the rule (by id) alerts on its own: false for a rule only
+    /// correlations with `generate: false` reference.
+    pub fn generates(&self, rule_id: &str) -> bool {
+        self.rules
+            .iter()
+            .position(|r| r.id() == rule_id)
+            .is_some_and(|i| !self.links.is_silent(i))
     }
 
     fn index(rules: Vec<Rule>, skipped: Vec<RuleError>) -> RuleSet {
@@ -277,12 +300,17 @@ impl RuleSet {
     }
 
     fn each_candidate<'a>(&'a self, record: &Value, mut f: impl FnMut(&'a Rule)) {
+        self.each_candidate_at(record, |_, r| f(r));
+    }
+
+    /// [`RuleSet::each_candidate`] with each rule's index.
+    fn each_candidate_at<'a>(&'a self, record: &Value, mut f: impl FnMut(usize, &'a Rule)) {
         // The index reads string names; anything else (never seen from
         // CloudTrail, possible from a hand-made event) meets every rule, so
         // the answer never depends on the index.
         let odd = |k: &str| record.get(k).is_some_and(|v| !v.is_string());
         if odd("eventName") || odd("eventSource") {
-            self.rules.iter().for_each(f);
+            self.rules.iter().enumerate().for_each(|(i, r)| f(i, r));
             return;
         }
         let lookup = |map: &'a HashMap<Box<str>, Vec<u32>>, key: &str| -> &'a [u32] {
@@ -296,7 +324,7 @@ impl RuleSet {
         let by_name = lookup(&self.by_name, "eventName");
         let by_source = lookup(&self.by_source, "eventSource");
         for &i in by_name.iter().chain(by_source).chain(&self.always) {
-            f(&self.rules[i as usize]);
+            f(i as usize, &self.rules[i as usize]);
         }
     }
 
@@ -312,11 +340,49 @@ impl RuleSet {
     }
 }
 
+/// One source's rules: one for a plain rule file; for a file of several
+/// documents or with correlations, its plain rules (its correlations go to
+/// `loaded`).
+fn parse_source(
+    src: &RuleSource,
+    placeholders: &Placeholders,
+    loaded: &mut correlation::Loaded,
+) -> Result<Vec<Rule>, RuleError> {
+    match Rule::parse_with(&src.origin, &src.text, placeholders) {
+        Ok(r) => Ok(vec![r]),
+        Err(e) if correlation::is_multi_error(&e) => loaded.load_file(
+            &src.origin,
+            &super::sigma::strip_tests(&src.text),
+            placeholders,
+        ),
+        Err(e) => Err(e),
+    }
+}
+
 impl Detector for RuleSet {
     fn detect<'a>(&'a self, record: &Value, hits: &mut Vec<&'a RuleMeta>) {
-        self.each_candidate(record, |r| {
-            if r.matches(record) {
+        if self.links.is_empty() {
+            self.each_candidate(record, |r| {
+                if r.matches(record) {
+                    hits.push(r.meta());
+                }
+            });
+            return;
+        }
+        self.each_candidate_at(record, |i, r| {
+            if !self.links.is_silent(i) && r.matches(record) {
                 hits.push(r.meta());
+            }
+        });
+    }
+
+    fn correlate(&self, record: &Value, out: &mut Vec<Observation>) {
+        if self.links.is_empty() {
+            return;
+        }
+        self.each_candidate_at(record, |i, r| {
+            if self.links.feeds(i) && r.matches(record) {
+                self.links.observe(i, r.id(), record, out);
             }
         });
     }

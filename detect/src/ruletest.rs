@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::correlation::check;
+use super::correlation::ParsedCorrelation;
 use super::error::RuleError;
 use super::matcher::MODIFIERS;
 use super::placeholder::Placeholders;
@@ -30,6 +32,8 @@ pub struct CaseFailure {
 #[derive(Debug, Default)]
 pub struct TestReport {
     pub rules: usize,
+    /// Correlation rules whose sequences ran.
+    pub correlations: usize,
     pub cases: usize,
     pub failures: Vec<CaseFailure>,
     /// Rules with no `vigil_tests` (or no matching case).
@@ -66,8 +70,9 @@ impl TestReport {
         }
         let _ = writeln!(
             s,
-            "{} rules, {} test records: {} failed, {} rules not loadable, {} skipped, {} untested",
+            "{} rules, {} correlations, {} test records and sequences: {} failed, {} rules not loadable, {} skipped, {} untested",
             self.rules,
+            self.correlations,
             self.cases,
             self.failures.len(),
             self.errors.len(),
@@ -78,25 +83,44 @@ impl TestReport {
     }
 }
 
-fn parse_all<'s>(
-    sources: &'s [RuleSource],
-    placeholders: &Placeholders,
-) -> (
-    Vec<(ParsedRule, &'s RuleSource)>,
-    Vec<RuleError>,
-    Vec<RuleError>,
-) {
-    let mut ok = Vec::new();
-    let mut errors = Vec::new();
-    let mut skipped = Vec::new();
+/// Every source's rules (a file of several documents gives several, each
+/// its own JSON source with the file's origin), its correlations, the
+/// errors and the skipped.
+struct Parsed {
+    rules: Vec<(ParsedRule, RuleSource)>,
+    correlations: Vec<ParsedCorrelation>,
+    errors: Vec<RuleError>,
+    skipped: Vec<RuleError>,
+}
+
+fn parse_all(sources: &[RuleSource], placeholders: &Placeholders) -> Parsed {
+    let mut out = Parsed {
+        rules: Vec::new(),
+        correlations: Vec::new(),
+        errors: Vec::new(),
+        skipped: Vec::new(),
+    };
     for src in sources {
-        match Rule::parse_full_with(&src.origin, &src.text, placeholders) {
-            Ok(p) => ok.push((p, src)),
-            Err(e) if e.is_unsupported() => skipped.push(e),
-            Err(e) => errors.push(e),
+        let split = match check::split(src) {
+            None => vec![src.clone()],
+            Some(Ok(s)) => {
+                out.correlations.extend(s.correlations);
+                s.rules
+            }
+            Some(Err(e)) => {
+                out.errors.push(e);
+                continue;
+            }
+        };
+        for src in split {
+            match Rule::parse_full_with(&src.origin, &src.text, placeholders) {
+                Ok(p) => out.rules.push((p, src)),
+                Err(e) if e.is_unsupported() => out.skipped.push(e),
+                Err(e) => out.errors.push(e),
+            }
         }
     }
-    (ok, errors, skipped)
+    out
 }
 
 fn event_name(v: &Value) -> &str {
@@ -107,8 +131,13 @@ fn event_name(v: &Value) -> &str {
 /// and through a [`RuleSet`] (so the index is tested too), with
 /// `placeholders` for the rules' `|expand` values.
 pub fn run(sources: &[RuleSource], placeholders: &Placeholders) -> TestReport {
-    let (parsed, errors, skipped) = parse_all(sources, placeholders);
-    let loadable: Vec<RuleSource> = parsed.iter().map(|(_, s)| (*s).clone()).collect();
+    let Parsed {
+        rules: parsed,
+        correlations,
+        errors,
+        skipped,
+    } = parse_all(sources, placeholders);
+    let loadable: Vec<RuleSource> = parsed.iter().map(|(_, s)| s.clone()).collect();
     let set = RuleSet::layered_with(&loadable, &[], placeholders).ok();
     let mut report = TestReport {
         rules: parsed.len(),
@@ -116,6 +145,7 @@ pub fn run(sources: &[RuleSource], placeholders: &Placeholders) -> TestReport {
         skipped,
         ..TestReport::default()
     };
+    run_correlations(sources, placeholders, &correlations, &mut report);
     for (p, _) in &parsed {
         let rule = &p.rule;
         let Some(tests) = p.tests.as_ref().filter(|t| !t.matching.is_empty()) else {
@@ -171,6 +201,39 @@ pub fn run(sources: &[RuleSource], placeholders: &Placeholders) -> TestReport {
     report
 }
 
+/// The correlations' test sequences, through a rule set of every source
+/// that loads (correlations may reference rules of other files).
+fn run_correlations(
+    sources: &[RuleSource],
+    placeholders: &Placeholders,
+    correlations: &[ParsedCorrelation],
+    report: &mut TestReport,
+) {
+    if correlations.is_empty() {
+        return;
+    }
+    let loadable: Vec<RuleSource> = sources
+        .iter()
+        .filter(|s| RuleSet::layered_with(std::slice::from_ref(*s), &[], placeholders).is_ok())
+        .cloned()
+        .collect();
+    let Ok(set) = RuleSet::layered_with(&loadable, &[], placeholders) else {
+        return;
+    };
+    report.correlations += correlations.len();
+    let (cases, failures) = check::run_sequences(&set, correlations);
+    report.cases += cases;
+    report
+        .failures
+        .extend(failures.into_iter().map(|f| CaseFailure {
+            origin: f.origin,
+            rule_id: f.correlation,
+            title: f.title,
+            case: f.case,
+            reason: f.reason,
+        }));
+}
+
 /// How serious a lint finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LintLevel {
@@ -207,12 +270,14 @@ fn is_date(s: &str) -> bool {
 /// `placeholders` for their `|expand` values: one they lack is an error).
 pub fn lint(sources: &[RuleSource], placeholders: &Placeholders) -> Vec<LintIssue> {
     let mut linter = Linter::default();
-    for src in sources {
-        match Rule::parse_full_with(&src.origin, &src.text, placeholders) {
-            Ok(p) => linter.rule(src, &p),
-            Err(e) => linter.unparsable(&src.origin, &e),
-        }
+    let parsed = parse_all(sources, placeholders);
+    for (p, src) in &parsed.rules {
+        linter.rule(src, p);
     }
+    for e in parsed.errors.iter().chain(&parsed.skipped) {
+        linter.unparsable(&e.origin, e);
+    }
+    linter.correlations(sources, placeholders, &parsed.correlations);
     let mut out = linter.issues;
     out.sort_by(|a, b| a.origin.cmp(&b.origin).then(b.level.cmp(&a.level)));
     out
@@ -248,6 +313,37 @@ impl Linter {
             msg.push_str(&format!(" (known: {})", MODIFIERS.join(", ")));
         }
         self.issue(level, origin, msg);
+    }
+
+    /// Correlations: their own checks, and references that do not resolve
+    /// (against every source that loads).
+    fn correlations(
+        &mut self,
+        sources: &[RuleSource],
+        placeholders: &Placeholders,
+        correlations: &[ParsedCorrelation],
+    ) {
+        for p in correlations {
+            for (error, message) in check::lint_correlation(p) {
+                let level = if error {
+                    LintLevel::Error
+                } else {
+                    LintLevel::Warning
+                };
+                let message = format!("correlation {}: {message}", p.correlation.id);
+                self.issue(level, &p.correlation.origin, message);
+            }
+        }
+        let loadable: Vec<RuleSource> = sources
+            .iter()
+            .filter(|s| RuleSet::layered_with(std::slice::from_ref(*s), &[], placeholders).is_ok())
+            .cloned()
+            .collect();
+        if let Ok(set) = RuleSet::layered_with(&loadable, &[], placeholders) {
+            for e in check::reference_errors(&set) {
+                self.issue(LintLevel::Error, &e.origin, e.kind.to_string());
+            }
+        }
     }
 
     /// Every check of one rule that loads, in the order they are reported.

@@ -14,7 +14,7 @@ mod samples;
 
 fn corpus() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for src in RuleSource::bundled() {
+    for src in vigil_detect::correlation::check::flatten(&RuleSource::bundled()) {
         let p = Rule::parse_full(&src.origin, &src.text).unwrap();
         for r in p
             .tests
@@ -58,14 +58,15 @@ fn rule_set_throughput() {
         t.elapsed().as_secs_f64() * 1e3
     );
 
-    let mut per_rule: Vec<(f64, String)> = RuleSource::bundled()
-        .iter()
-        .map(|s| {
-            let t = Instant::now();
-            Rule::parse(&s.origin, &s.text).unwrap();
-            (t.elapsed().as_secs_f64() * 1e3, s.origin.clone())
-        })
-        .collect();
+    let mut per_rule: Vec<(f64, String)> =
+        vigil_detect::correlation::check::flatten(&RuleSource::bundled())
+            .iter()
+            .map(|s| {
+                let t = Instant::now();
+                Rule::parse(&s.origin, &s.text).unwrap();
+                (t.elapsed().as_secs_f64() * 1e3, s.origin.clone())
+            })
+            .collect();
     per_rule.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (ms, origin) in per_rule.iter().take(6) {
         println!("  {ms:.2} ms  {origin}");

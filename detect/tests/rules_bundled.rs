@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use vigil_detect::correlation::check;
 use vigil_detect::pattern;
 use vigil_detect::ruletest::{self, LintLevel};
 use vigil_detect::{Detector, Placeholders, RuleSet, RuleSource};
@@ -18,8 +19,21 @@ fn bundled_rules_are_embedded_and_load() {
     );
     assert!(sources.iter().all(|s| s.origin.starts_with("bundled:")));
     let set = RuleSet::bundled().expect("every bundled rule loads");
-    assert_eq!(set.rule_count(), sources.len());
+    // A correlation file holds its correlations and the rules they count.
+    let rules_in = |s: &RuleSource| match check::split(s) {
+        None => 1,
+        Some(split) => split.expect("bundled files parse").rules.len(),
+    };
+    assert_eq!(
+        set.rule_count(),
+        sources.iter().map(rules_in).sum::<usize>()
+    );
     assert!(set.skipped().is_empty());
+    assert!(
+        set.correlations().len() >= 7,
+        "{}",
+        set.correlations().len()
+    );
 }
 
 #[test]
@@ -32,6 +46,23 @@ fn the_running_rule_is_the_tested_rule() {
         assert_eq!(src.origin, run.origin);
         assert!(run.text.starts_with('{'), "{}: not precompiled", src.origin);
         assert!(!run.text.contains("vigil_tests"), "{}", src.origin);
+        if let Some(split) = check::split(src) {
+            let (tested, running) = (split.unwrap(), check::split(run).unwrap().unwrap());
+            assert_eq!(tested.rules.len(), running.rules.len(), "{}", src.origin);
+            for (t, r) in tested.rules.iter().zip(&running.rules) {
+                let t = vigil_detect::Rule::parse(&t.origin, &t.text).unwrap();
+                let r = vigil_detect::Rule::parse(&r.origin, &r.text).unwrap();
+                assert_eq!(t.meta(), r.meta(), "{}", src.origin);
+            }
+            let ids = |s: &check::Split| -> Vec<String> {
+                s.correlations
+                    .iter()
+                    .map(|c| c.correlation.id.clone())
+                    .collect()
+            };
+            assert_eq!(ids(&tested), ids(&running), "{}", src.origin);
+            continue;
+        }
         let running = vigil_detect::Rule::parse(&run.origin, &run.text).unwrap();
         let stripped = vigil_detect::Rule::parse(&src.origin, &src.text).unwrap();
         assert_eq!(running.meta(), stripped.meta(), "{}", src.origin);

@@ -367,7 +367,7 @@ fn a_wrong_test_record_fails_the_rule_tests() {
 fn the_index_agrees_with_evaluating_every_rule() {
     let set = RuleSet::bundled().unwrap();
     let mut checked = 0;
-    for src in RuleSource::bundled() {
+    for src in vigil_detect::correlation::check::flatten(&RuleSource::bundled()) {
         let p = Rule::parse_full(&src.origin, &src.text).unwrap();
         for record in p
             .tests

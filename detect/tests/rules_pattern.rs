@@ -12,7 +12,7 @@ use vigil_detect::{Rule, RuleSet, RuleSource};
 /// Every bundled rule's matching test records, with the rule's origin.
 fn matching_records() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for src in RuleSource::bundled() {
+    for src in vigil_detect::correlation::check::flatten(&RuleSource::bundled()) {
         let p = Rule::parse_full(&src.origin, &src.text).unwrap();
         for r in p.tests.map(|t| t.matching).unwrap_or_default() {
             out.push((src.origin.clone(), r));
