@@ -29,12 +29,14 @@ mod ruleset;
 pub mod ruletest;
 mod sigma;
 mod timepart;
+mod verdict;
 
 // What the pipeline, the functions, `vigil rules` and the tests use.
 pub use error::{RuleError, RuleErrorKind, Unsupported};
 pub use placeholder::{PlaceholderError, Placeholders};
 pub use ruleset::{RuleSet, RuleSource};
 pub use sigma::{ParsedRule, Rule, RuleTests};
+pub use verdict::{judge, Hit, Verdict, ATTEMPT_SEVERITY};
 // In `pattern`'s signatures: what a rule requires of a field.
 pub use matcher::Constraint;
 
@@ -56,6 +58,35 @@ pub struct RuleMeta {
     /// Sigma `falsepositives`, shown to responders.
     pub false_positives: Vec<String>,
     pub references: Vec<String>,
+    /// Whether the rule detects an attack or checks a control (CIS): at
+    /// equal level the attack rule is the one that alerts.
+    pub kind: RuleKind,
+}
+
+/// What a rule is for, read from its tags and place (see [`RuleKind::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleKind {
+    /// Detects an attacker's technique (rules under `rules/attacks`).
+    Attack,
+    /// A benchmark control (CIS AWS Foundations, `cis.*` tags, `rules/cis`).
+    Control,
+}
+
+impl RuleKind {
+    /// A rule is a control when it carries a `cis.*` tag or lives in a `cis`
+    /// folder; anything else is an attack rule (user and SigmaHQ rules too).
+    pub fn of(tags: &[String], origin: &str) -> RuleKind {
+        let tagged = tags
+            .iter()
+            .any(|t| t.len() > 4 && t[..4].eq_ignore_ascii_case("cis."));
+        let origin = origin.strip_prefix("bundled:").unwrap_or(origin);
+        let placed = origin.starts_with("cis/") || origin.contains("/cis/");
+        if tagged || placed {
+            RuleKind::Control
+        } else {
+            RuleKind::Attack
+        }
+    }
 }
 
 /// Runs rules over one CloudTrail record.
@@ -63,6 +94,20 @@ pub trait Detector: Send + Sync {
     /// Appends every rule that matches `record` to `hits`. Reuses the caller's
     /// vector so the hot path allocates nothing when no rule matches.
     fn detect<'a>(&'a self, record: &Value, hits: &mut Vec<&'a RuleMeta>);
+
+    /// For a failed call (`errorCode` or `errorMessage` present), appends to
+    /// `out` the rules that match it only once the error is hidden: rules
+    /// that leave failed calls out (`filter_main_failed`) would have fired
+    /// had the call worked, so the record is an attempt at what they detect.
+    /// `hits` are the rules [`Detector::detect`] found (never attempts).
+    /// Nothing for a record without an error, and by default.
+    fn attempts<'a>(
+        &'a self,
+        _record: &Value,
+        _hits: &[&'a RuleMeta],
+        _out: &mut Vec<&'a RuleMeta>,
+    ) {
+    }
 
     /// How many rules are loaded (for logs at cold start).
     fn rule_count(&self) -> usize;

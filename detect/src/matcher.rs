@@ -592,6 +592,25 @@ impl FieldMatcher {
         self.matches_unnegated(record) != self.negated
     }
 
+    /// Whether this entry may read one of the top-level `keys`: its path
+    /// starts with one, it searches the whole record, or a `|fieldref`
+    /// value points at one. Hiding keys it never reads cannot change it.
+    pub(crate) fn may_read(&self, keys: &[&str]) -> bool {
+        let reads =
+            |p: &FieldPath| p.is_anywhere() || p.segs.first().is_some_and(|h| keys.contains(&&**h));
+        let by_ref = |values: &[ValueMatcher]| {
+            values
+                .iter()
+                .any(|v| matches!(v, ValueMatcher::FieldRef { path, .. } if reads(path)))
+        };
+        reads(&self.path)
+            || match &self.kind {
+                FieldKind::Any(values) => by_ref(values),
+                FieldKind::All(groups) => groups.iter().any(|g| by_ref(g)),
+                FieldKind::EqSet { .. } | FieldKind::Exists(_) => false,
+            }
+    }
+
     fn matches_unnegated(&self, record: &Value) -> bool {
         match &self.kind {
             FieldKind::Any(values) => self.path.any(record, &mut |leaf| {

@@ -110,9 +110,30 @@ pub struct RuleSet {
     by_name: HashMap<Box<str>, Vec<u32>>,
     by_source: HashMap<Box<str>, Vec<u32>>,
     always: Vec<u32>,
+    /// Per rule: whether it may read `errorCode`/`errorMessage`, the only
+    /// rules a failed call can be an attempt at.
+    reads_errors: Vec<bool>,
     skipped: Vec<RuleError>,
     /// Correlation rules and which rules feed them ([`correlation::Links`]).
     links: correlation::Links,
+}
+
+/// The fields a failed call has and a successful one lacks: hidden to see
+/// what the call would have matched had it worked.
+const ERROR_FIELDS: [&str; 2] = ["errorCode", "errorMessage"];
+
+/// `record` without [`ERROR_FIELDS`]. Only failed records whose candidate
+/// rules read those fields pay for this copy.
+fn without_errors(record: &Value) -> Value {
+    match record {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !ERROR_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 impl RuleSet {
@@ -261,6 +282,7 @@ impl RuleSet {
                 set.always.push(i);
             }
         }
+        set.reads_errors = rules.iter().map(|r| r.may_read(&ERROR_FIELDS)).collect();
         set.rules = rules;
         set
     }
@@ -328,6 +350,21 @@ impl RuleSet {
         }
     }
 
+    /// The rules `record` is an attempt at (see [`Detector::attempts`]), in
+    /// the set's order.
+    pub fn attempted<'a>(&'a self, record: &Value) -> Vec<&'a Rule> {
+        let mut metas = Vec::new();
+        let hits: Vec<&RuleMeta> = self.matching(record).into_iter().map(Rule::meta).collect();
+        self.attempts(record, &hits, &mut metas);
+        let mut out: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| metas.iter().any(|m| std::ptr::eq(*m, r.meta())))
+            .collect();
+        out.sort_by_key(|r| self.position(r));
+        out
+    }
+
     /// Checks the index agrees with evaluating every rule (for tests).
     #[doc(hidden)]
     pub fn matching_unindexed<'a>(&'a self, record: &Value) -> Vec<&'a Rule> {
@@ -383,6 +420,27 @@ impl Detector for RuleSet {
         self.each_candidate_at(record, |i, r| {
             if self.links.feeds(i) && r.matches(record) {
                 self.links.observe(i, r.id(), record, out);
+            }
+        });
+    }
+
+    fn attempts<'a>(&'a self, record: &Value, hits: &[&'a RuleMeta], out: &mut Vec<&'a RuleMeta>) {
+        let failed = ERROR_FIELDS.iter().any(|k| record.get(*k).is_some());
+        if !failed {
+            return;
+        }
+        let mut hidden: Option<Value> = None;
+        self.each_candidate_at(record, |i, r| {
+            let reads_errors = self.reads_errors.get(i).copied().unwrap_or(true);
+            if !reads_errors
+                || self.links.is_silent(i)
+                || hits.iter().any(|h| std::ptr::eq(*h, r.meta()))
+            {
+                return;
+            }
+            let view = hidden.get_or_insert_with(|| without_errors(record));
+            if r.matches(view) {
+                out.push(r.meta());
             }
         });
     }

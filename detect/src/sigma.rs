@@ -27,7 +27,7 @@ use super::condition::{self, Expr};
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::{compile_field, Constraint, FieldMatcher};
 use super::placeholder::Placeholders;
-use super::RuleMeta;
+use super::{RuleKind, RuleMeta};
 use vigil_model::{Severity, Tactic, Technique};
 
 /// The top-level keys Sigma defines (plus Vigil's `vigil_tests`); anything
@@ -181,6 +181,17 @@ impl Rule {
     pub fn matches(&self, record: &Value) -> bool {
         self.condition
             .eval(&|i| self.selections.get(i).is_some_and(|s| s.matches(record)))
+    }
+
+    /// Whether the rule may read one of the top-level fields `keys` (see
+    /// `FieldMatcher::may_read`): the rule set asks it once per rule, to
+    /// know which rules a failed call's `errorCode` can change.
+    pub(crate) fn may_read(&self, keys: &[&str]) -> bool {
+        self.selections
+            .iter()
+            .flat_map(Selection::groups)
+            .flatten()
+            .any(|f| f.may_read(keys))
     }
 
     /// The exact values (lower-cased) `field` must have for this rule to
@@ -492,6 +503,7 @@ fn parse_doc(
         techniques,
         false_positives: strings(&map, "falsepositives")?,
         references: strings(&map, "references")?,
+        kind: RuleKind::of(&tags, origin),
     };
     let tests = match get(&map, "vigil_tests") {
         None => None,

@@ -474,6 +474,22 @@ pub enum FindingStatus {
 pub struct RuleRef {
     pub id: String,
     pub title: String,
+    /// The call failed (`errorCode`) and the rule matched it only with the
+    /// error hidden: an attempt, which did not take effect. Correlation
+    /// rules count bursts of these.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attempt: bool,
+}
+
+impl RuleRef {
+    /// A rule that matched the record as it is (not an attempt).
+    pub fn new(id: impl Into<String>, title: impl Into<String>) -> RuleRef {
+        RuleRef {
+            id: id.into(),
+            title: title.into(),
+            attempt: false,
+        }
+    }
 }
 
 /// Links a responder follows from the alert.
@@ -520,6 +536,10 @@ pub struct Finding {
     pub finding_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<RuleRef>,
+    /// The other rules that matched the same event: one event alerts once,
+    /// as its winning `rule`, and these are shown beside it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_matched: Vec<RuleRef>,
     pub title: String,
     pub description: String,
     pub severity: Severity,
@@ -580,6 +600,7 @@ impl Finding {
             product: source.as_str().to_string(),
             finding_type: finding_type.into(),
             rule: None,
+            also_matched: Vec::new(),
             title: String::new(),
             description: String::new(),
             severity: Severity::Informational,

@@ -133,6 +133,9 @@ fn finding_info(f: &Finding) -> Value {
         "last_seen_time": f.last_seen.map(|t| t.timestamp_millis()),
         "analytic": rule.map(|r| json!({"uid": non_empty(&r.id), "name": non_empty(&r.title),
                                         "type_id": 1, "type": "Rule"})),
+        // The other rules the event matched: it alerts once, as `analytic`.
+        "related_analytics": f.also_matched.iter().map(|r| json!({"uid": non_empty(&r.id),
+            "name": non_empty(&r.title), "type_id": 1, "type": "Rule"})).collect::<Vec<_>>(),
         // Only a console page: the notifier makes `src_url` a button.
         "src_url": f.links.console.as_deref().filter(|u| is_console_url(u)),
         "attacks": attacks(f),
@@ -580,10 +583,7 @@ mod tests {
         f.resources
             .push(crate::model::Resource::new("AwsS3Bucket", ""));
         f.actor = Some(Actor::default());
-        f.rule = Some(crate::model::RuleRef {
-            id: String::new(),
-            title: String::new(),
-        });
+        f.rule = Some(crate::model::RuleRef::new(String::new(), String::new()));
         walk(&to_ocsf(&f), "");
     }
 }

@@ -191,3 +191,78 @@ async fn real_samples_become_findings_through_the_pipeline() {
         .iter()
         .any(|a| a.subject.contains("GuardDuty detector deleted")));
 }
+
+/// The project's own StopLogging sample (EventBridge shape).
+fn stop_logging_event() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/events/cloudtrail/cloudtrail-stop-logging.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_call_is_an_attempt_at_low_and_does_not_alert() {
+    use std::sync::Arc;
+    use vigil::pipeline::Decision;
+    use vigil::sinks::MemorySink;
+    let sink = MemorySink::new();
+    let pipeline = vigil::Pipeline::builder(&vigil::Config::default())
+        .detector(Arc::new(RuleSet::bundled().unwrap()))
+        .sink(Box::new(sink.clone()))
+        .build();
+
+    // As it happened: one alert, the attack rule, CIS 4.5 listed beside it.
+    let report = pipeline.process_event(&stop_logging_event()).await.unwrap();
+    assert_eq!(report.findings.len(), 1);
+    let f = &report.findings[0].finding;
+    assert!(f.severity >= Severity::High, "{:?}", f.severity);
+    assert!(!f.rule.as_ref().unwrap().attempt);
+    assert!(
+        f.also_matched.iter().any(|r| r.title.contains("4.5")),
+        "{:?}",
+        f.also_matched
+    );
+    assert_eq!(sink.sent().len(), 1);
+
+    // The same call refused: an attempt, LOW, logged and counted, not sent.
+    let mut failed = stop_logging_event();
+    failed["id"] = json!("9a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0e");
+    failed["detail"]["eventID"] = json!("1f2e3d4c-0000-4000-8000-000000000001");
+    failed["detail"]["errorCode"] = json!("AccessDenied");
+    failed["detail"]["errorMessage"] =
+        json!("User is not authorized to perform: cloudtrail:StopLogging");
+    let report = pipeline.process_event(&failed).await.unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let p = &report.findings[0];
+    let rule = p.finding.rule.as_ref().unwrap();
+    assert!(rule.attempt, "{rule:?}");
+    assert_eq!(p.finding.severity, Severity::Low);
+    assert!(
+        p.finding.title.starts_with("Attempted: "),
+        "{}",
+        p.finding.title
+    );
+    assert!(
+        matches!(p.decision, Decision::BelowThreshold),
+        "{:?}",
+        p.decision
+    );
+    assert_eq!(sink.sent().len(), 1, "the attempt alerted");
+}
+
+#[test]
+fn only_rules_that_leave_failed_calls_out_have_attempts() {
+    let set = RuleSet::bundled().unwrap();
+    let mut record = stop_logging_event()["detail"].clone();
+    assert!(set.attempted(&record).is_empty(), "a successful call");
+    record["errorCode"] = json!("AccessDenied");
+    let attempted: Vec<&str> = set.attempted(&record).iter().map(|r| r.id()).collect();
+    assert!(!attempted.is_empty());
+    for id in &attempted {
+        assert!(
+            set.matching(&record).iter().all(|r| r.id() != *id),
+            "{id} both matched and attempted"
+        );
+    }
+}

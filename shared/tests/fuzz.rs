@@ -214,6 +214,7 @@ fn rule_meta() -> RuleMeta {
         techniques: Vec::new(),
         false_positives: Vec::new(),
         references: Vec::new(),
+        kind: vigil::detect::RuleKind::Attack,
     }
 }
 

@@ -371,10 +371,8 @@ fn hostile_finding() -> Finding {
     f.id = evil("id");
     f.product = evil("product");
     f.finding_type = evil("type");
-    f.rule = Some(RuleRef {
-        id: evil("rule"),
-        title: evil("rule title"),
-    });
+    f.rule = Some(RuleRef::new(evil("rule"), evil("rule title")));
+    f.also_matched = vec![RuleRef::new(evil("also"), evil("also title"))];
     f.title = evil("title");
     f.description = format!("{}\n{}\r\n{}", evil("desc"), evil("second"), evil("third"));
     f.source_severity = Some(evil("score"));

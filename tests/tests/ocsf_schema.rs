@@ -260,10 +260,8 @@ fn evil(tag: &str) -> String {
 fn hostile() -> Finding {
     let mut f = Finding::new(Source::CloudTrail, evil("id"), evil("type"));
     f.product = evil("product");
-    f.rule = Some(RuleRef {
-        id: evil("rule"),
-        title: evil("rule title"),
-    });
+    f.rule = Some(RuleRef::new(evil("rule"), evil("rule title")));
+    f.also_matched = vec![RuleRef::new(evil("also"), evil("also title"))];
     f.title = evil("title");
     f.description = format!("{}\n{}", evil("desc"), evil("line2"));
     f.severity = Severity::Critical;

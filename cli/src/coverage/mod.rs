@@ -200,6 +200,7 @@ mod tests {
                 .collect(),
             false_positives: vec![],
             references: vec![],
+            kind: vigil::detect::RuleKind::Attack,
         }
     }
 

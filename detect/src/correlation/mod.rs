@@ -276,6 +276,7 @@ impl Correlation {
             techniques,
             false_positives: self.false_positives.clone(),
             references: self.references.clone(),
+            kind: crate::RuleKind::of(&self.tags, ""),
         }
     }
 }

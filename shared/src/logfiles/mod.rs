@@ -161,7 +161,12 @@ async fn process_record<'p>(
     hits.clear();
     detector.detect(record, hits);
     if hits.is_empty() {
-        return None;
+        // A failed call no rule matched may still be an attempt at one.
+        let mut attempts = Vec::new();
+        detector.attempts(record, hits, &mut attempts);
+        if attempts.is_empty() {
+            return None;
+        }
     }
     report.matched += 1;
     match pipeline.process_event(record).await {

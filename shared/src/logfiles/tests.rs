@@ -53,6 +53,7 @@ impl ByName {
                             techniques: vec![],
                             false_positives: vec![],
                             references: vec![],
+                            kind: crate::detect::RuleKind::Attack,
                         },
                     )
                 })

@@ -231,6 +231,24 @@ fn tactics_text(a: &AlertView) -> Option<String> {
     )
 }
 
+/// The other rules the event matched: the first five, then a count.
+fn also_matched_text(a: &AlertView) -> Option<String> {
+    if a.also_matched.is_empty() {
+        return None;
+    }
+    let mut s = a
+        .also_matched
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if a.also_matched.len() > 5 {
+        s.push_str(&format!(" (+{} more)", a.also_matched.len() - 5));
+    }
+    Some(s)
+}
+
 fn seen_text(a: &AlertView) -> Option<String> {
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     match (a.first_seen, a.last_seen, a.time) {
@@ -315,6 +333,7 @@ pub fn card(a: &AlertView) -> Value {
         }),
     );
     add("Seen", seen_text(a));
+    add("Also matched", also_matched_text(a));
     // Slack takes at most 10 fields per section.
     fields.truncate(10);
     blocks.push(json!({"type": "section", "fields": fields}));

@@ -172,6 +172,9 @@ pub struct AlertView {
     pub user_agent: Option<String>,
     pub tactics: Vec<TacticView>,
     pub techniques: Vec<String>,
+    /// The other rules the event matched (`finding_info.related_analytics`
+    /// names, else uids): it alerts once, and lists these.
+    pub also_matched: Vec<String>,
     /// `finding_info.src_url`: the finding in the AWS console, when it is a
     /// console URL ([`crate::text::link::is_console_url`]); else `None`.
     pub console_url: Option<String>,
@@ -239,6 +242,7 @@ impl AlertView {
                 .or_else(|| s(&["unmapped", "vigil_user_agent"])),
             tactics,
             techniques,
+            also_matched: read_related_analytics(v),
             // The SNS body is input too: only a console page is a link.
             console_url: s(&["finding_info", "src_url"]).filter(|u| is_console_url(u)),
             trace_id: s(&["unmapped", "trace_id"]),
@@ -357,6 +361,17 @@ impl Seen {
             status,
         }
     }
+}
+
+/// The names (else uids) of `finding_info.related_analytics`, at most 20.
+fn read_related_analytics(v: &Value) -> Vec<String> {
+    json::path(v, &["finding_info", "related_analytics"])
+        .and_then(Value::as_array)
+        .map(|items| {
+            let name = |a: &Value| json::string(a, &["name"]).or_else(|| json::string(a, &["uid"]));
+            items.iter().filter_map(name).take(20).collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `finding_info.types[0]`, else the analytic (rule) uid.
@@ -481,10 +496,8 @@ pub(crate) mod tests_support {
         f.id = evil("id");
         f.product = evil("product");
         f.finding_type = evil("type");
-        f.rule = Some(RuleRef {
-            id: evil("rule"),
-            title: evil("rule title"),
-        });
+        f.rule = Some(RuleRef::new(evil("rule"), evil("rule title")));
+        f.also_matched = vec![RuleRef::new(evil("also"), evil("also title"))];
         f.title = evil("title");
         f.description = format!("{}\n{}", evil("desc"), evil("line2"));
         f.source_severity = Some(evil("score"));

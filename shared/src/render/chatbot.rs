@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::{network_line, next_steps, severity_emoji, who, Alert, Step};
+use super::{also_matched, network_line, next_steps, severity_emoji, who, Alert, Step};
 use crate::model::Finding;
 use crate::text::{Markdown, Untrusted};
 
@@ -106,6 +106,16 @@ fn description(alert: &Alert<'_>) -> Markdown {
                 .and_lit(")")
         });
         lines.push(Markdown::lit("*ATT&CK:* ").and(Markdown::join(t, ", ")));
+    }
+    if let Some((names, more)) = also_matched(f) {
+        let mut also = Markdown::join(names.iter().map(|n| chat(n, 200)), ", ");
+        if more > 0 {
+            also = also
+                .and_lit(" and ")
+                .and(Markdown::number(more as u64))
+                .and_lit(" more");
+        }
+        lines.push(Markdown::lit("*Also matched:* ").and(also));
     }
     if alert.suppressed_repeats > 0 {
         lines.push(

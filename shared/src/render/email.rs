@@ -5,7 +5,7 @@
 //! through [`Untrusted`]: no value can break its line (`Injected-Line: x`),
 //! hide characters or carry a live link other than a console URL.
 
-use super::{network_line, next_steps, who, why_it_matters, Alert, Step};
+use super::{also_matched, network_line, next_steps, who, why_it_matters, Alert, Step};
 use crate::model::{Finding, Tactic};
 use crate::text::{Plain, Untrusted};
 
@@ -20,7 +20,7 @@ struct Email(String);
 impl Email {
     /// One labelled line of the header block.
     fn line(&mut self, label: &'static str, value: Plain) {
-        self.0.push_str(&format!("{label:<13}{value}\n"));
+        self.0.push_str(&format!("{label:<14}{value}\n"));
     }
 
     fn heading(&mut self, title: &'static str) {
@@ -128,6 +128,16 @@ fn email_context(out: &mut Email, alert: &Alert<'_>) {
     if !f.techniques.is_empty() {
         let ids = f.techniques.iter().take(20).map(|t| raw(&t.id, 40));
         out.line("Techniques:", Plain::join(ids, ", "));
+    }
+    if let Some((names, more)) = also_matched(f) {
+        let mut also = Plain::join(names.iter().map(|n| raw(n, 200)), ", ");
+        if more > 0 {
+            also = also
+                .and_lit(" and ")
+                .and(Plain::number(more as u64))
+                .and_lit(" more");
+        }
+        out.line("Also matched:", also);
     }
     if alert.suppressed_repeats > 0 {
         out.line(

@@ -108,6 +108,27 @@ fn network_line(f: &Finding) -> Option<String> {
     Some(s)
 }
 
+/// How many of the other rules an alert names ("also matched"); the rest are
+/// counted.
+const ALSO_MATCHED_SHOWN: usize = 5;
+
+/// The titles (else ids) of the other rules the event matched, the first
+/// [`ALSO_MATCHED_SHOWN`], and how many more there are.
+fn also_matched(f: &Finding) -> Option<(Vec<&str>, usize)> {
+    if f.also_matched.is_empty() {
+        return None;
+    }
+    let names = f.also_matched.iter().take(ALSO_MATCHED_SHOWN).map(|r| {
+        if r.title.is_empty() {
+            r.id.as_str()
+        } else {
+            r.title.as_str()
+        }
+    });
+    let more = f.also_matched.len().saturating_sub(ALSO_MATCHED_SHOWN);
+    Some((names.collect(), more))
+}
+
 /// Why a tactic matters, in a sentence a non-specialist on call can act on.
 fn why_it_matters(f: &Finding) -> &'static str {
     let Some(t) = f.tactics.first() else {
@@ -378,9 +399,42 @@ mod tests {
         let ocsf: Value = serde_json::from_str(msg["sqs"].as_str().unwrap()).unwrap();
         assert_eq!(ocsf["class_uid"], 2004);
         let email = msg["email"].as_str().unwrap();
-        assert!(email.contains("Severity:    High"));
+        assert!(email.contains("Severity:     High"));
         assert!(email.contains("Next steps"));
         assert!(!email.contains('{'));
+    }
+
+    #[test]
+    fn the_other_rules_an_event_matched_are_named_in_every_body() {
+        let mut f = finding();
+        f.also_matched = (1..=7)
+            .map(|i| crate::model::RuleRef::new(format!("cis-{i}"), format!("CIS 4.{i}")))
+            .collect();
+        let msg: Value = serde_json::from_str(&sns_message(&Alert::new(&f))).unwrap();
+        let email = msg["email"].as_str().unwrap();
+        assert!(
+            email.contains("Also matched: CIS 4.1, CIS 4.2, CIS 4.3, CIS 4.4, CIS 4.5 and 2 more"),
+            "{email}"
+        );
+        let chat: Value = serde_json::from_str(msg["https"].as_str().unwrap()).unwrap();
+        let desc = chat["content"]["description"].as_str().unwrap();
+        assert!(desc.contains("*Also matched:* CIS 4.1, "), "{desc}");
+        assert!(desc.contains(" and 2 more"), "{desc}");
+        let ocsf: Value = serde_json::from_str(msg["lambda"].as_str().unwrap()).unwrap();
+        let related = ocsf["finding_info"]["related_analytics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(related.len(), 7);
+        assert_eq!(related[0]["uid"], "cis-1");
+        assert_eq!(related[0]["name"], "CIS 4.1");
+        let view = crate::notify::view::AlertView::parse(msg["lambda"].as_str().unwrap()).unwrap();
+        assert_eq!(view.also_matched.len(), 7);
+        let card = crate::notify::slack::card(&view).to_string();
+        assert!(card.contains("Also matched"), "{card}");
+        assert!(card.contains("CIS 4.5 (+2 more)"), "{card}");
+        // Without other rules, no line and no field.
+        let plain = sns_message(&Alert::new(&finding()));
+        assert!(!plain.contains("Also matched"), "{plain}");
     }
 
     #[test]

@@ -5,12 +5,73 @@
 
 use serde_json::Value;
 
-use crate::detect::RuleMeta;
+use crate::detect::{Hit, RuleMeta, Verdict};
 use crate::json;
 use crate::model::{Actor, ActorType, Finding, Network, Resource, RuleRef, Source};
 use crate::sources::console::{percent_encode, ConsoleUrl, Partition};
 use crate::sources::Envelope;
 use crate::text;
+
+/// The one finding for a record's rules: the winner's, marked as an attempt
+/// when it is one, listing the other rules that matched.
+pub fn judged(record: &Value, envelope: Option<&Envelope>, verdict: &Verdict<'_>) -> Finding {
+    let mut f = finding(record, envelope, verdict.winner.rule);
+    if verdict.winner.attempt {
+        mark_attempt(&mut f, record);
+    }
+    f.also_matched = verdict.also.iter().map(rule_ref).collect();
+    tracing::info!(
+        vigil.rule = verdict.winner.rule.id.as_str(),
+        vigil.attempt = verdict.winner.attempt,
+        vigil.matched_rules = %matched_ids(verdict),
+        vigil.finding_id = f.id.as_str(),
+        "CloudTrail record matched rules"
+    );
+    f
+}
+
+/// The rule ids of a verdict, the winner first, comma-separated (an
+/// attempt marked `~`), for the log line every matched rule appears in.
+fn matched_ids(verdict: &Verdict<'_>) -> String {
+    let ids: Vec<String> = verdict
+        .all()
+        .map(|h| {
+            let id = text::one_line(&h.rule.id, 100);
+            if h.attempt {
+                format!("~{id}")
+            } else {
+                id
+            }
+        })
+        .collect();
+    ids.join(",")
+}
+
+fn rule_ref(hit: &Hit<'_>) -> RuleRef {
+    RuleRef {
+        attempt: hit.attempt,
+        ..RuleRef::new(hit.rule.id.clone(), hit.rule.title.clone())
+    }
+}
+
+/// A failed call matched a rule only with its error hidden: it did not take
+/// effect, so the finding says so and stays at LOW at most (below the
+/// default minimum severity: logged and counted, not alerted).
+fn mark_attempt(f: &mut Finding, record: &Value) {
+    let error = json::string(record, &["errorCode"])
+        .map(|c| text::one_line(&c, 100))
+        .unwrap_or_else(|| "an error".into());
+    f.severity = f.severity.min(crate::detect::ATTEMPT_SEVERITY);
+    f.title = format!("Attempted: {} (failed: {error})", f.title);
+    f.description = format!(
+        "The call failed ({error}) and did not take effect; had it worked, this rule would have fired.\n\n{}",
+        f.description
+    );
+    if let Some(rule) = f.rule.as_mut() {
+        rule.attempt = true;
+    }
+    f.evidence.insert("outcome".into(), "attempt".into());
+}
 
 /// Builds the finding for `rule` matching `record`.
 pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> Finding {
@@ -21,10 +82,7 @@ pub fn finding(record: &Value, envelope: Option<&Envelope>, rule: &RuleMeta) -> 
         rule.id.clone(),
     );
     f.product = "Vigil".into();
-    f.rule = Some(RuleRef {
-        id: rule.id.clone(),
-        title: rule.title.clone(),
-    });
+    f.rule = Some(RuleRef::new(rule.id.clone(), rule.title.clone()));
     f.severity = rule.severity;
     f.tactics = rule.tactics.clone();
     f.techniques = rule.techniques.clone();
@@ -267,6 +325,7 @@ mod tests {
             techniques: vec![],
             false_positives: vec![],
             references: vec![],
+            kind: crate::detect::RuleKind::Attack,
         };
         let f = finding(&record, None, &rule);
         let a = f.actor.as_ref().unwrap();

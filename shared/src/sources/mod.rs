@@ -12,8 +12,9 @@
 //! - [`guardduty`]: `GuardDuty Finding` events, one finding in `detail`, or a
 //!   bare finding as `GetFindings` returns it;
 //! - [`cloudtrail`]: one CloudTrail record (the `... via CloudTrail`
-//!   detail-types, or a bare record from a log file), into one finding per
-//!   rule that matched it;
+//!   detail-types, or a bare record from a log file), into one finding for
+//!   the rules that matched it (the best one, the others listed), or an
+//!   attempt finding for a failed call (see `detect::judge`);
 //! - [`securityhub`]: ASFF findings (`Security Hub Findings - Imported`,
 //!   custom actions, `GetFindings`), OCSF findings (`Findings Imported V2`),
 //!   and insight results, which carry no finding;
@@ -391,8 +392,9 @@ impl From<Vec<Finding>> for Parsed {
 }
 
 /// The findings in an event: its source's parser reads them, and a CloudTrail
-/// record gives one finding per rule of `detector` that matches it (none
-/// without a detector). Security Hub findings that cannot be read are in
+/// record gives at most one finding: the best rule of `detector` it matches,
+/// the others in `also_matched`, or, for a failed call no rule matched, an
+/// attempt (none without a detector). Security Hub findings that cannot be read are in
 /// [`Parsed::invalid`].
 pub fn findings(
     event: SourceEvent<'_>,
@@ -409,10 +411,14 @@ pub fn findings(
             };
             let mut hits: Vec<&RuleMeta> = Vec::new();
             detector.detect(record, &mut hits);
-            hits.into_iter()
-                .map(|rule| cloudtrail::finding(record, envelope.as_ref(), rule))
-                .collect::<Vec<_>>()
-                .into()
+            let mut attempts: Vec<&RuleMeta> = Vec::new();
+            detector.attempts(record, &hits, &mut attempts);
+            match crate::detect::judge(&hits, &attempts) {
+                Some(verdict) => {
+                    vec![cloudtrail::judged(record, envelope.as_ref(), &verdict)].into()
+                }
+                None => Parsed::default(),
+            }
         }
         SourceEvent::SecurityHub { detail, envelope } => {
             securityhub::parse_counted(detail, &envelope)?

@@ -13,6 +13,7 @@
 //! | `Findings` | Count | Severity, Source |
 //! | `FindingsByType` | Count | Type (rule id or finding type) |
 //! | `FindingsByAccount` | Count | Account (12-digit ids only) |
+//! | `RuleMatches` | Count | Rule (every rule that matched an event: the alerted one and those listed as also matched) |
 //! | `AlertsSent` / `AlertsSuppressed` / `AlertsFailed` | Count | Service |
 //! | `ProcessingLatency` | Milliseconds | Service |
 //! | `Errors` | Count | Service |
@@ -44,6 +45,9 @@ pub(crate) const NAMESPACE: &str = "Vigil";
 pub(crate) const FINDINGS: &str = "Findings";
 pub(crate) const FINDINGS_BY_TYPE: &str = "FindingsByType";
 pub(crate) const FINDINGS_BY_ACCOUNT: &str = "FindingsByAccount";
+/// One event alerts once, as its best rule; every rule it matched is
+/// counted here, so a rule's hit rate does not depend on which rule won.
+pub(crate) const RULE_MATCHES: &str = "RuleMatches";
 pub(crate) const ALERTS_SENT: &str = "AlertsSent";
 pub(crate) const ALERTS_SUPPRESSED: &str = "AlertsSuppressed";
 pub(crate) const ALERTS_FAILED: &str = "AlertsFailed";
@@ -63,6 +67,7 @@ pub(crate) const STORM_SUMMARIES_FAILED: &str = "StormSummariesFailed";
 pub(crate) const BY_SEVERITY_SOURCE: &[&str] = &["Severity", "Source"];
 pub(crate) const BY_TYPE: &[&str] = &["Type"];
 pub(crate) const BY_ACCOUNT: &[&str] = &["Account"];
+pub(crate) const BY_RULE: &[&str] = &["Rule"];
 pub(crate) const BY_SERVICE: &[&str] = &["Service"];
 /// The `ColdStart` metric's dimensions, named as Powertools for AWS Lambda
 /// names them (`add_cold_start_metric`: `function_name`, then `service`), so
@@ -276,6 +281,8 @@ impl Recorder {
         if let Some(report) = report {
             for p in &report.findings {
                 out.push(self.finding(now, &p.finding, &p.decision, report, trace));
+                let also = p.finding.also_matched.iter();
+                out.extend(also.map(|rule| self.rule_match(now, &rule.id, trace)));
             }
             for p in &report.summaries {
                 if let Some(r) = self.summary(now, p) {
@@ -365,6 +372,11 @@ impl Recorder {
             .dimension("Type", f.type_or_rule())
             .metric(FINDINGS, Unit::Count, 1.0, BY_SEVERITY_SOURCE)
             .metric(FINDINGS_BY_TYPE, Unit::Count, 1.0, BY_TYPE);
+        if let Some(rule) = &f.rule {
+            r = r
+                .dimension("Rule", &rule.id)
+                .metric(RULE_MATCHES, Unit::Count, 1.0, BY_RULE);
+        }
         if self.by_account && is_account_id(&f.account_id) {
             r = r.dimension("Account", &f.account_id).metric(
                 FINDINGS_BY_ACCOUNT,
@@ -391,6 +403,17 @@ impl Recorder {
         if let Some(id) = &report.event_id {
             r = r.property("correlation_id", id.as_str());
         }
+        with_trace(r, trace)
+    }
+
+    /// A rule an event matched that is not its finding's rule (listed in
+    /// `also_matched`): counted in `RuleMatches` like the winning rule.
+    fn rule_match(&self, now: i64, rule_id: &str, trace: Option<&TraceContext>) -> MetricRecord {
+        let r = MetricRecord::new(now)
+            .dimension("Service", &self.service)
+            .dimension("Rule", rule_id)
+            .metric(RULE_MATCHES, Unit::Count, 1.0, BY_RULE)
+            .property("also_matched", true);
         with_trace(r, trace)
     }
 
@@ -486,6 +509,48 @@ mod tests {
         let metrics = recorded(Ok(&report));
         assert!(metrics.contains(&(INVALID_FINDINGS, 1.0)), "{metrics:?}");
         assert!(metrics.contains(&(ERRORS, 0.0)), "{metrics:?}");
+    }
+
+    #[tokio::test]
+    async fn one_alert_per_event_yet_every_matched_rule_is_counted() {
+        let config = crate::Config::default();
+        let rules = crate::detect::RuleSet::bundled().unwrap();
+        let pipeline = crate::Pipeline::builder(&config)
+            .detector(std::sync::Arc::new(rules))
+            .build();
+        let event: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../examples/events/cloudtrail/cloudtrail-stop-logging.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let report = pipeline.process_event(&event).await.unwrap();
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        let f = &report.findings[0].finding;
+        assert!(
+            !f.also_matched.is_empty(),
+            "StopLogging matches CIS 4.5 too"
+        );
+        let recorder = Recorder {
+            service: "test".into(),
+            by_account: false,
+        };
+        let rules: Vec<String> = recorder
+            .event(Ok(&report), Duration::from_millis(1), None)
+            .into_iter()
+            .filter(|r| r.metrics.iter().any(|m| m.name == RULE_MATCHES))
+            .filter_map(|r| {
+                let rule = r.dimensions.iter().find(|(k, _)| *k == "Rule");
+                rule.map(|(_, v)| v.clone())
+            })
+            .collect();
+        assert_eq!(rules.len(), 1 + f.also_matched.len(), "{rules:?}");
+        assert!(rules.contains(&f.rule.as_ref().unwrap().id), "{rules:?}");
+        for also in &f.also_matched {
+            assert!(rules.contains(&also.id), "{rules:?}");
+        }
     }
 
     #[tokio::test]
