@@ -123,3 +123,21 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The README's "What Vigil detects" table is `vigil rules coverage
+/// --markdown` of the bundled rules as they are now.
+#[test]
+fn the_readme_table_is_the_coverage_of_the_bundled_rules() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let start = "<!-- coverage:start -->\n";
+    let end = "\n<!-- coverage:end -->";
+    let from = readme.find(start).expect("coverage start marker") + start.len();
+    let to = readme[from..].find(end).expect("coverage end marker") + from;
+    let now = vigil(&["rules", "coverage", "--markdown"]);
+    assert_eq!(
+        readme[from..to].trim_end(),
+        now.trim_end(),
+        "README.md is stale: put the output of `vigil rules coverage --markdown` between the coverage markers"
+    );
+}

@@ -217,7 +217,8 @@ fn an_inspector_finding() {
         .as_deref()
         .unwrap()
         .contains("arn%253Aaws%253Ainspector2"));
-    assert_eq!(securityhub::forwarded_from(&f), None);
+    // Inspector is a direct source too: this is its Security Hub copy.
+    assert_eq!(securityhub::forwarded_from(&f), Some(Source::Inspector));
 }
 
 #[test]

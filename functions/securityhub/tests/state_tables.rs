@@ -25,21 +25,24 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_securityhub"))
 }
 
-/// The project's own CRITICAL Inspector sample, with a fresh event id.
-fn inspector_event() -> Value {
-    own_sample_event("securityhub", "inspector-log4j-critical.json")
+/// The project's own HIGH S3.8 control failure, with a fresh event id (a
+/// Security Hub finding no direct source also delivers, so it alerts).
+fn control_event() -> Value {
+    own_sample_event("securityhub", "control-s3-public-access-failed.json")
 }
 
-/// The sample's finding twice over, the copy about another instance and
+/// The sample's finding twice over, the copy about another bucket and
 /// carrying `marker` in its id (letters and digits: it reaches the publish
 /// body unescaped).
 fn two_finding_event(marker: &str) -> Value {
-    let mut event = inspector_event();
+    let mut event = control_event();
     let first = event["detail"]["findings"][0].clone();
     let mut second = first.clone();
-    second["Id"] = format!("arn:aws:inspector2:us-east-1:111122223333:finding/{marker}").into();
-    second["Resources"][0]["Id"] =
-        "arn:aws:ec2:us-east-1:111122223333:instance/i-0ffffffffffffffff".into();
+    second["Id"] = format!(
+        "arn:aws:securityhub:eu-west-1:111122223333:security-control/S3.8/finding/{marker}"
+    )
+    .into();
+    second["Resources"][0]["Id"] = "arn:aws:s3:::example-other-bucket".into();
     event["detail"]["findings"] = vec![first, second].into();
     event
 }
@@ -56,7 +59,7 @@ fn uids(messages: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_duplicate_delivery_alerts_once_and_leaves_its_records() {
-    assert_duplicate_delivery_alerts_once(binary(), &inspector_event()).await;
+    assert_duplicate_delivery_alerts_once(binary(), &control_event()).await;
 }
 
 #[tokio::test]
