@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod coverage;
 mod exit;
 mod output;
+mod progress;
 mod replay;
 mod report;
 mod rule_args;
