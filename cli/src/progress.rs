@@ -28,6 +28,11 @@ impl ProgressLine {
         }
     }
 
+    /// Time since the line was made (the run's start).
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Redraws with the line `text` makes from the elapsed time, unless the
     /// last redraw was too recent (then `text` is not called).
     pub(crate) fn draw(&mut self, text: impl FnOnce(Duration) -> String) {

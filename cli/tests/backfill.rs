@@ -1,0 +1,318 @@
+//! `vigil backfill` on moto: a trail bucket of 1,008 small log files over 3
+//! days, 2 accounts and 2 regions (one account under an organization
+//! folder), beside digest files and keys outside the layout. A backfill of
+//! one day and one account sends exactly that day's and account's keys, as
+//! S3 notifications `vigil::sources::s3_notifications` reads back to the
+//! same keys; a run stopped by `--limit` resumes from its state file without
+//! resending; `--rate` spaces the messages; `--dry-run` sends nothing.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use vigil::sources::s3_notifications;
+use vigil_e2e::{moto_endpoint, project_root, sdk, unique};
+
+const ACCOUNTS: [&str; 2] = ["111122223333", "444455556666"];
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const DAYS: [(u32, &str); 3] = [(1, "2024/05/01"), (2, "2024/05/02"), (3, "2024/05/03")];
+/// Files per account, region and day: 3 x 2 x 2 x 84 = 1,008.
+const FILES_PER_FOLDER: u32 = 84;
+
+/// The `vigil` binary with no VIGIL_* setting from the caller's environment.
+fn vigil() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("VIGIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(project_root());
+    cmd
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The folder of an account: the second account's trail is an organization's.
+fn account_root(account: &str) -> String {
+    match account {
+        "444455556666" => format!("AWSLogs/o-abc123defg/{account}/"),
+        _ => format!("AWSLogs/{account}/"),
+    }
+}
+
+/// Every log file key of the bucket, as CloudTrail names them (one every
+/// 17 minutes of the day, so `--from`/`--to` times cut inside a day).
+fn log_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    for account in ACCOUNTS {
+        for region in REGIONS {
+            for (day, path) in DAYS {
+                for n in 0..FILES_PER_FOLDER {
+                    let minutes = n * 17;
+                    let stamp = format!("202405{day:02}T{:02}{:02}Z", minutes / 60, minutes % 60);
+                    keys.push(format!(
+                        "{}CloudTrail/{region}/{path}/{account}_CloudTrail_{region}_{stamp}_f{n:03}.json.gz",
+                        account_root(account)
+                    ));
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The bucket, with the log files and what a backfill must leave alone.
+async fn trail_bucket(s3: &aws_sdk_s3::Client) -> (String, Vec<String>) {
+    let bucket = unique("backfill-trail");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let keys = log_keys();
+    let body = gzip(br#"{"Records":[]}"#);
+    let mut others = vec![
+        "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/05/02/d.json.gz".to_string(),
+        "AWSLogs/111122223333/elasticloadbalancing/us-east-1/2024/05/02/x.log.gz".to_string(),
+        "AWSLogs/not-an-account/CloudTrail/us-east-1/2024/05/02/x.json.gz".to_string(),
+    ];
+    others.extend(keys.iter().cloned());
+    for chunk in others.chunks(50) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for key in chunk {
+            let put = s3.put_object().bucket(&bucket).key(key);
+            tasks.spawn(put.body(ByteStream::from(body.clone())).send());
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap().unwrap();
+        }
+    }
+    (bucket, keys)
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client) -> String {
+    let name = unique("backfill-q");
+    let q = sqs.create_queue().queue_name(name).send().await.unwrap();
+    q.queue_url().unwrap().to_string()
+}
+
+/// One message the backfill sent: its body and when SQS took it (epoch ms).
+struct Received {
+    body: String,
+    sent_ms: u64,
+}
+
+/// Every message in the queue, deleted as it is read.
+async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Received> {
+    let mut out = Vec::new();
+    loop {
+        let resp = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .unwrap();
+        let messages = resp.messages();
+        if messages.is_empty() {
+            return out;
+        }
+        let mut entries = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let sent = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp));
+            out.push(Received {
+                body: m.body().unwrap().to_string(),
+                sent_ms: sent.and_then(|s| s.parse().ok()).unwrap_or(0),
+            });
+            let entry = DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap());
+            entries.push(entry.build().unwrap());
+        }
+        let delete = sqs.delete_message_batch().queue_url(queue_url);
+        delete.set_entries(Some(entries)).send().await.unwrap();
+    }
+}
+
+/// The keys the messages name, read back as the function reads them; each
+/// message names one object of `bucket`.
+fn keys_of(received: &[Received], bucket: &str) -> Vec<String> {
+    received
+        .iter()
+        .map(|r| {
+            let objects = s3_notifications::objects(&r.body).unwrap();
+            assert_eq!(objects.files.len(), 1, "{}", r.body);
+            assert_eq!(objects.files[0].bucket, bucket);
+            assert!(objects.files[0].size.is_some());
+            objects.files[0].key.clone()
+        })
+        .collect()
+}
+
+fn backfill(bucket: &str, args: &[&str]) -> Output {
+    let out = vigil()
+        .args(["backfill", "--bucket", bucket])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn expected(keys: &[String], account: &str, day: &str) -> BTreeSet<String> {
+    let day = format!("/{day}/");
+    keys.iter()
+        .filter(|k| k.contains(&format!("/{account}/")) && k.contains(&day))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_sends_the_range_once_resumes_and_keeps_the_rate() {
+    if moto_endpoint().is_none() {
+        return;
+    }
+    let config = sdk().await;
+    let (s3, sqs) = (
+        aws_sdk_s3::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
+    let (bucket, keys) = trail_bucket(&s3).await;
+    assert!(keys.len() >= 1000);
+    let org_account = ACCOUNTS[1];
+    let want = expected(&keys, org_account, "2024/05/02");
+    assert_eq!(want.len(), 2 * FILES_PER_FOLDER as usize);
+    let day = [
+        "--from",
+        "2024-05-02",
+        "--to",
+        "2024-05-02",
+        "--account",
+        org_account,
+    ];
+
+    // Dry run: counts, nothing sent.
+    let q = queue(&sqs).await;
+    let mut args = day.to_vec();
+    args.extend(["--dry-run", "--queue-url", &q]);
+    let dry = backfill(&bucket, &args);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains(&format!("Would send {} log files", want.len())),
+        "{text}"
+    );
+    assert!(receive_all(&sqs, &q).await.is_empty());
+
+    // One day of one account: exactly its keys, each once.
+    let mut args = day.to_vec();
+    args.extend(["--queue-url", &q, "--rate", "1000"]);
+    backfill(&bucket, &args);
+    let sent = keys_of(&receive_all(&sqs, &q).await, &bucket);
+    assert_eq!(sent.len(), want.len(), "a key was sent twice or missed");
+    assert_eq!(sent.into_iter().collect::<BTreeSet<_>>(), want);
+
+    // Stopped after 25 files, then resumed from the state file.
+    let state = scratch("backfill-state").join("state.json");
+    let state = state.to_str().unwrap();
+    let q = queue(&sqs).await;
+    let mut args = day.to_vec();
+    args.extend(["--queue-url", &q, "--rate", "1000", "--state", state]);
+    let mut first = args.clone();
+    first.extend(["--limit", "25"]);
+    backfill(&bucket, &first);
+    let before = keys_of(&receive_all(&sqs, &q).await, &bucket);
+    assert_eq!(before.len(), 25);
+    let out = backfill(&bucket, &args);
+    let after = keys_of(&receive_all(&sqs, &q).await, &bucket);
+    assert_eq!(
+        after.len(),
+        want.len() - 25,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let both: BTreeSet<String> = before.iter().chain(&after).cloned().collect();
+    assert_eq!(
+        both.len(),
+        want.len(),
+        "a key was sent again after the resume"
+    );
+    assert_eq!(both, want);
+    // A third run has nothing left to send.
+    backfill(&bucket, &args);
+    assert!(receive_all(&sqs, &q).await.is_empty());
+
+    // The rate: 60 files at 20 a second take at least 2.5 s of sending.
+    let q = queue(&sqs).await;
+    let started = Instant::now();
+    let mut args = day.to_vec();
+    args.extend(["--queue-url", &q, "--rate", "20", "--limit", "60"]);
+    backfill(&bucket, &args);
+    let elapsed = started.elapsed();
+    let received = receive_all(&sqs, &q).await;
+    assert_eq!(received.len(), 60);
+    assert!(elapsed >= Duration::from_millis(2400), "{elapsed:?}");
+    let times: Vec<u64> = received.iter().map(|r| r.sent_ms).collect();
+    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    assert!(
+        last - first >= 2000,
+        "60 messages within {} ms",
+        last - first
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_time_range_and_a_region_cut_inside_the_days() {
+    if moto_endpoint().is_none() {
+        return;
+    }
+    let config = sdk().await;
+    let (s3, sqs) = (
+        aws_sdk_s3::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
+    let (bucket, keys) = trail_bucket(&s3).await;
+    let q = queue(&sqs).await;
+    // From 22:00 on the 1st to 01:59 on the 2nd, eu-west-1, both accounts.
+    let args = [
+        "--from",
+        "2024-05-01T22:00:00Z",
+        "--to",
+        "2024-05-02T01:59:00Z",
+        "--region",
+        "eu-west-1",
+        "--queue-url",
+        &q,
+        "--rate",
+        "1000",
+    ];
+    backfill(&bucket, &args);
+    let sent: BTreeSet<String> = keys_of(&receive_all(&sqs, &q).await, &bucket)
+        .into_iter()
+        .collect();
+    let want: BTreeSet<String> = keys
+        .iter()
+        .filter(|k| k.contains("/eu-west-1/"))
+        .filter(|k| {
+            let stamp = k.split('_').nth(3).unwrap();
+            ("20240501T2200Z"..="20240502T0159Z").contains(&stamp)
+        })
+        .cloned()
+        .collect();
+    assert!(want.len() > 10, "{}", want.len());
+    assert_eq!(sent, want);
+}
