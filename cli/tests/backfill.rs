@@ -316,3 +316,175 @@ async fn a_time_range_and_a_region_cut_inside_the_days() {
     assert!(want.len() > 10, "{}", want.len());
     assert_eq!(sent, want);
 }
+
+/// The cloudtrail-logs function's binary, built beside `vigil` (the
+/// workspace's `cargo test` builds it; alone: `cargo build -p vigil-cloudtrail-logs`).
+fn cloudtrail_logs_binary() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("cloudtrail-logs");
+    if path.exists() {
+        return Some(path);
+    }
+    let note = "needs target/debug/cloudtrail-logs: cargo build -p vigil-cloudtrail-logs";
+    assert!(
+        std::env::var("VIGIL_REQUIRE_MOTO").as_deref() != Ok("1"),
+        "{note}"
+    );
+    eprintln!("skipping: {note}");
+    None
+}
+
+/// The Lambda SQS event for received messages, as the event source mapping builds it.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message], queue_arn: &str) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id().unwrap_or_default(),
+                "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                "body": m.body().unwrap_or_default(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1714557600000",
+                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1714557600001"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body().unwrap_or_default(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// The messages a backfill put in the queue, received as Lambda's poller would.
+async fn take(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    n: usize,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while out.len() < n && started.elapsed() < Duration::from_secs(20) {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10);
+        let got = got.visibility_timeout(300).send().await.unwrap();
+        out.extend(got.messages().iter().cloned());
+    }
+    assert_eq!(out.len(), n);
+    out
+}
+
+/// A CloudTrail record the bundled rule "CloudTrail logging stopped" (HIGH) alerts on.
+fn stop_logging(event_id: &str) -> serde_json::Value {
+    let path = project_root().join("examples/events/cloudtrail/cloudtrail-stop-logging.json");
+    let sample: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut record = sample["detail"].clone();
+    record["eventID"] = serde_json::json!(event_id);
+    record
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfilled_file_alerts_through_the_function_and_a_second_backfill_does_not() {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let Some(binary) = cloudtrail_logs_binary() else {
+        return;
+    };
+    let config = sdk().await;
+    let (s3, sqs) = (
+        aws_sdk_s3::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    );
+    let bucket = unique("backfill-e2e");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let day = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/";
+    for (n, stamp) in ["20240501T0900Z", "20240501T0905Z"].iter().enumerate() {
+        let body = serde_json::json!({"Records": [stop_logging(&format!("backfill-e2e-{n}"))]});
+        let key = format!("{day}111122223333_CloudTrail_us-east-1_{stamp}_e2e{n}.json.gz");
+        let put = s3.put_object().bucket(&bucket).key(key);
+        put.body(ByteStream::from(gzip(body.to_string().as_bytes())))
+            .send()
+            .await
+            .unwrap();
+    }
+    let q = queue(&sqs).await;
+    let queue_arn = format!(
+        "arn:aws:sqs:us-east-1:123456789012:{}",
+        q.rsplit('/').next().unwrap()
+    );
+    let (topic_arn, alerts_url) = vigil_e2e::topic_with_queue(&config, &unique("backfill-alerts"))
+        .await
+        .unwrap();
+    let table = vigil_e2e::state_table(&config, "backfill-state")
+        .await
+        .unwrap();
+    let Some(function) = vigil_e2e::LambdaFunction::start(
+        &binary,
+        &[
+            ("VIGIL_TOPIC_ARN", &topic_arn),
+            ("VIGIL_STATE_TABLE", &table),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    ) else {
+        return;
+    };
+    let args = [
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-05-01",
+        "--queue-url",
+        &q,
+        "--rate",
+        "100",
+    ];
+
+    // Two files with the same call by the same caller: one alert, the
+    // second finding suppressed by the fingerprint window.
+    backfill(&bucket, &args);
+    let response = function.invoke(&sqs_event(&take(&sqs, &q, 2).await, &queue_arn));
+    let response = response.unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", function.logs()));
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([]),
+        "{}",
+        function.logs()
+    );
+    let alerts = vigil_e2e::drain(&config, &alerts_url, 1, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let subjects: Vec<&str> = alerts
+        .iter()
+        .filter_map(|m| m["Subject"].as_str())
+        .collect();
+    assert_eq!(
+        subjects.len(),
+        1,
+        "{subjects:?}\nlogs:\n{}",
+        function.logs()
+    );
+    assert!(
+        subjects[0].contains("CloudTrail logging stopped"),
+        "{subjects:?}"
+    );
+
+    // The same day backfilled again: read again, nothing alerted again.
+    backfill(&bucket, &args);
+    let response = function.invoke(&sqs_event(&take(&sqs, &q, 2).await, &queue_arn));
+    let response = response.unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", function.logs()));
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]));
+    let again = vigil_e2e::drain(&config, &alerts_url, 0, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "alerted again: {again:?}");
+    let logs = function.logs();
+    let processed = logs
+        .lines()
+        .filter(|l| l.contains("log file processed"))
+        .count();
+    assert_eq!(processed, 4, "{logs}");
+}
