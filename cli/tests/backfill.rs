@@ -101,6 +101,18 @@ async fn queue(sqs: &aws_sdk_sqs::Client) -> String {
     q.queue_url().unwrap().to_string()
 }
 
+/// A queue's ARN (the stack output that names the cloudtrail-logs queue).
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let got = sqs.get_queue_attributes().queue_url(url);
+    let got = got
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    got.attributes().unwrap()[&QueueAttributeName::QueueArn].clone()
+}
+
 /// One message the backfill sent: its body and when SQS took it (epoch ms).
 struct Received {
     body: String,
@@ -218,9 +230,11 @@ async fn backfill_sends_the_range_once_resumes_and_keeps_the_rate() {
     );
     assert!(receive_all(&sqs, &q).await.is_empty());
 
-    // One day of one account: exactly its keys, each once.
+    // One day of one account: exactly its keys, each once (the queue
+    // named by its ARN, as the stack's outputs name it).
+    let arn = queue_arn(&sqs, &q).await;
     let mut args = day.to_vec();
-    args.extend(["--queue-url", &q, "--rate", "1000"]);
+    args.extend(["--queue-url", &arn, "--rate", "1000"]);
     backfill(&bucket, &args);
     let sent = keys_of(&receive_all(&sqs, &q).await, &bucket);
     assert_eq!(sent.len(), want.len(), "a key was sent twice or missed");

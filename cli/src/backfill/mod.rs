@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use list::{Filter, Folder, ListError, Lister, Range, RangeError};
-use send::{Pacer, SendError, Sender};
+use send::{Pacer, Queue, SendError, Sender};
 use state::{State, StateError};
 
 use crate::output::out;
@@ -42,7 +42,8 @@ pub(crate) struct BackfillArgs {
     /// Only this region's files (repeat for more; default: every region).
     #[arg(long = "region", value_name = "REGION")]
     regions: Vec<String>,
-    /// The cloudtrail-logs function's queue (stack output CloudTrailLogsQueueUrl).
+    /// The cloudtrail-logs function's queue: its URL, or its ARN (the stack
+    /// output CloudTrailLogsQueueArn).
     #[arg(long, required_unless_present = "dry_run")]
     queue_url: Option<String>,
     /// Files sent per second, at most.
@@ -139,13 +140,12 @@ pub(crate) async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         return dry_run(&lister, &range, &days, &state, args.rate).await;
     }
-    let region = sdk.region().map_or("us-east-1", |r| r.as_ref()).to_string();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = Queue::resolve(&sdk, args.queue_url.as_deref().unwrap_or_default()).await?;
     let sender = Sender {
-        client: &sqs,
-        queue_url: args.queue_url.as_deref().unwrap_or_default(),
+        client: &queue.client,
+        queue_url: &queue.url,
         bucket: &args.bucket,
-        region: &region,
+        region: &queue.region,
     };
     let mut line = ProgressLine::stderr(true);
     let mut totals = Totals {

@@ -19,6 +19,10 @@ const ATTEMPTS: u32 = 4;
 /// Why files could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SendError {
+    #[error("{0:?} is neither a queue URL (https://sqs...) nor a queue ARN (arn:aws:sqs:...)")]
+    NotAQueue(String),
+    #[error("GetQueueUrl for {arn}: {message}")]
+    Lookup { arn: String, message: String },
     #[error("SendMessageBatch: {0}")]
     Call(String),
     #[error("SQS refused {count} messages after {ATTEMPTS} attempts, the first {key}: {reason}")]
@@ -73,6 +77,64 @@ pub(crate) fn notification(bucket: &str, region: &str, object: &LogObject) -> Va
             "object": s3_object,
         }
     }]})
+}
+
+/// The queue a backfill sends to, and a client in its region.
+pub(crate) struct Queue {
+    pub(crate) client: aws_sdk_sqs::Client,
+    pub(crate) url: String,
+    /// The queue's region, written as the notifications' `awsRegion`.
+    pub(crate) region: String,
+}
+
+/// An SQS queue ARN's region, account and name.
+fn arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sqs", region, account, name]
+            if !region.is_empty() && !account.is_empty() && !name.is_empty() =>
+        {
+            Some((region, account, name))
+        }
+        _ => None,
+    }
+}
+
+impl Queue {
+    /// `given` as a URL, or an ARN looked up with GetQueueUrl in its own
+    /// region (the stack's outputs name the queue by ARN).
+    pub(crate) async fn resolve(
+        sdk: &aws_config::SdkConfig,
+        given: &str,
+    ) -> Result<Queue, SendError> {
+        let default_region = sdk.region().map_or("us-east-1", |r| r.as_ref());
+        if given.starts_with("https://") || given.starts_with("http://") {
+            return Ok(Queue {
+                client: aws_sdk_sqs::Client::new(sdk),
+                url: given.to_string(),
+                region: default_region.to_string(),
+            });
+        }
+        let Some((region, account, name)) = arn_parts(given) else {
+            return Err(SendError::NotAQueue(given.to_string()));
+        };
+        let config = aws_sdk_sqs::config::Builder::from(sdk)
+            .region(aws_sdk_sqs::config::Region::new(region.to_string()))
+            .build();
+        let client = aws_sdk_sqs::Client::from_conf(config);
+        let lookup = client.get_queue_url().queue_name(name);
+        let found = lookup.queue_owner_aws_account_id(account).send().await;
+        let found = found.map_err(|e| SendError::Lookup {
+            arn: given.to_string(),
+            message: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+        })?;
+        let url = found.queue_url().unwrap_or_default().to_string();
+        Ok(Queue {
+            client,
+            url,
+            region: region.to_string(),
+        })
+    }
 }
 
 /// Keeps the files sent to at most `rate` a second since the start, plus
@@ -208,6 +270,22 @@ mod tests {
             assert_eq!(got.files[0].key, key);
             assert_eq!(got.files[0].size, Some(1234));
         }
+    }
+
+    #[test]
+    fn queue_arns_are_read_and_anything_else_refused() {
+        assert_eq!(
+            arn_parts("arn:aws:sqs:eu-west-1:111122223333:vigil-CloudTrailLogsQueue-AB12"),
+            Some((
+                "eu-west-1",
+                "111122223333",
+                "vigil-CloudTrailLogsQueue-AB12"
+            ))
+        );
+        assert_eq!(arn_parts("arn:aws:sns:eu-west-1:111122223333:topic"), None);
+        assert_eq!(arn_parts("arn:aws:sqs:eu-west-1:111122223333"), None);
+        assert_eq!(arn_parts("arn:aws:sqs::111122223333:q"), None);
+        assert_eq!(arn_parts("my-queue"), None);
     }
 
     #[test]
