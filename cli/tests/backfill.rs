@@ -502,3 +502,32 @@ async fn a_backfilled_file_alerts_through_the_function_and_a_second_backfill_doe
         .count();
     assert_eq!(processed, 4, "{logs}");
 }
+
+#[test]
+fn bad_arguments_stop_before_anything_is_listed() {
+    for (args, said) in [
+        (vec!["--from", "yesterday"], "neither a date"),
+        (
+            vec!["--from", "2024-05-02", "--to", "2024-05-01"],
+            "--from is after --to",
+        ),
+        (
+            vec!["--from", "2024-05-01", "--rate", "0"],
+            "--rate is files per second",
+        ),
+        (
+            vec!["--from", "2024-05-01", "--rate", "NaN"],
+            "--rate is files per second",
+        ),
+    ] {
+        let out = vigil()
+            .args(["backfill", "--bucket", "trail", "--dry-run"])
+            .args(&args)
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+}

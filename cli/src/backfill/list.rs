@@ -120,6 +120,37 @@ impl Folder {
     }
 }
 
+/// Every day folder of a backfill: each day of the range in every
+/// account and region folder, made one at a time as they are listed (a year
+/// of a large organization is millions of them: none is held in memory).
+#[derive(Debug)]
+pub(crate) struct DayFolders {
+    days: Vec<NaiveDate>,
+    folders: Vec<Folder>,
+}
+
+impl DayFolders {
+    pub(crate) fn new(range: &Range, folders: Vec<Folder>) -> DayFolders {
+        DayFolders {
+            days: range.days(),
+            folders,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.days.len() * self.folders.len()
+    }
+
+    /// Day by day (oldest first), every folder of each day: the day
+    /// folder's prefix and the folder it belongs to.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (String, &Folder)> {
+        let folders = &self.folders;
+        self.days
+            .iter()
+            .flat_map(move |d| folders.iter().map(move |f| (f.day(*d), f)))
+    }
+}
+
 /// What to list: accounts and regions to keep (empty: all).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filter {
@@ -359,6 +390,21 @@ mod tests {
         assert_eq!(
             f.day(day),
             "AWSLogs/111122223333/CloudTrail/eu-west-1/2024/05/01/"
+        );
+        let mut g = f.clone();
+        g.prefix = "AWSLogs/444455556666/CloudTrail/eu-west-1/".into();
+        let range = Range::new(t("2024-05-01T10:00:00Z"), t("2024-05-02T01:00:00Z")).unwrap();
+        let all = DayFolders::new(&range, vec![f, g]);
+        assert_eq!(all.len(), 4);
+        let prefixes: Vec<String> = all.iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            prefixes,
+            [
+                "AWSLogs/111122223333/CloudTrail/eu-west-1/2024/05/01/",
+                "AWSLogs/444455556666/CloudTrail/eu-west-1/2024/05/01/",
+                "AWSLogs/111122223333/CloudTrail/eu-west-1/2024/05/02/",
+                "AWSLogs/444455556666/CloudTrail/eu-west-1/2024/05/02/",
+            ]
         );
     }
 }

@@ -15,12 +15,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use list::{Filter, Folder, ListError, Lister, Range, RangeError};
+use list::{DayFolders, Filter, ListError, Lister, Range, RangeError};
 use send::{Pacer, Queue, SendError, Sender};
 use state::{State, StateError};
 
 use crate::output::out;
 use crate::progress::{self, ProgressLine};
+
+/// The slowest rate: one file every 100 s (slower has no use, and keeps the
+/// pacing's times finite).
+const MIN_RATE: f64 = 0.01;
+/// The fastest: far above what the function's 20 concurrent batches take.
+const MAX_RATE: f64 = 10_000.0;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct BackfillArgs {
@@ -65,7 +71,7 @@ pub(crate) struct BackfillArgs {
 pub(crate) enum BackfillError {
     #[error(transparent)]
     Range(#[from] RangeError),
-    #[error("--rate must be a positive number of files per second")]
+    #[error("--rate is files per second, from {MIN_RATE} to {MAX_RATE}")]
     Rate,
     #[error(transparent)]
     List(#[from] ListError),
@@ -113,7 +119,7 @@ pub(crate) async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         None => chrono::Utc::now(),
     };
     let range = Range::new(from, to)?;
-    if !(args.rate.is_finite() && args.rate > 0.0) {
+    if !(MIN_RATE..=MAX_RATE).contains(&args.rate) {
         return Err(BackfillError::Rate.into());
     }
     let filter = Filter {
@@ -132,11 +138,7 @@ pub(crate) async fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         bucket: &args.bucket,
     };
     let folders = lister.trail_folders(&root, &filter).await?;
-    let days: Vec<(String, &Folder)> = range
-        .days()
-        .into_iter()
-        .flat_map(|d| folders.iter().map(move |f| (f.day(d), f)))
-        .collect();
+    let days = DayFolders::new(&range, folders);
     if args.dry_run {
         return dry_run(&lister, &range, &days, &state, args.rate).await;
     }
@@ -197,17 +199,17 @@ impl Run<'_> {
     /// in batches, the state saved after each.
     async fn send_all(
         &self,
-        days: &[(String, &Folder)],
+        days: &DayFolders,
         state: &mut State,
         totals: &mut Totals,
         line: &mut ProgressLine,
         rate: f64,
     ) -> Result<(), BackfillError> {
         let mut pacer = Pacer::new(rate);
-        for (prefix, _) in days {
+        for (prefix, _) in days.iter() {
             let objects = self
                 .lister
-                .day(prefix, state.last_sent(prefix), self.range)
+                .day(&prefix, state.last_sent(&prefix), self.range)
                 .await?;
             totals.listed += objects.len() as u64;
             for chunk in objects.chunks(pacer.batch()) {
@@ -221,7 +223,7 @@ impl Run<'_> {
                 pacer.wait().await;
                 self.sender.send(chunk).await?;
                 pacer.sent(chunk.len());
-                state.sent(prefix, &last.key)?;
+                state.sent(&prefix, &last.key)?;
                 totals.sent += chunk.len() as u64;
                 totals.bytes += chunk.iter().map(|o| o.size).sum::<u64>();
                 line.draw(|elapsed| totals.progress_text(rate, elapsed));
@@ -238,16 +240,16 @@ impl Run<'_> {
 async fn dry_run(
     lister: &Lister<'_>,
     range: &Range,
-    days: &[(String, &Folder)],
+    days: &DayFolders,
     state: &State,
     rate: f64,
 ) -> anyhow::Result<ExitCode> {
     let mut by_folder: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
     let mut resumed = 0;
-    for (prefix, folder) in days {
-        let last = state.last_sent(prefix);
+    for (prefix, folder) in days.iter() {
+        let last = state.last_sent(&prefix);
         resumed += usize::from(last.is_some());
-        let objects = lister.day(prefix, last, range).await?;
+        let objects = lister.day(&prefix, last, range).await?;
         let entry = by_folder
             .entry((folder.account.as_str(), folder.region.as_str()))
             .or_default();
