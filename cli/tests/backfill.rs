@@ -251,6 +251,14 @@ async fn backfill_sends_the_range_once_resumes_and_keeps_the_rate() {
     backfill(&bucket, &first);
     let before = keys_of(&receive_all(&sqs, &q).await, &bucket);
     assert_eq!(before.len(), 25);
+    let mut dry = args.clone();
+    dry.push("--dry-run");
+    let text = String::from_utf8_lossy(&backfill(&bucket, &dry).stdout).to_string();
+    let rest = format!("Would send {} log files", want.len() - 25);
+    assert!(
+        text.contains(&rest) && text.contains("1 of them resumed"),
+        "{text}"
+    );
     let out = backfill(&bucket, &args);
     let after = keys_of(&receive_all(&sqs, &q).await, &bucket);
     assert_eq!(

@@ -258,11 +258,14 @@ async fn dry_run(
     }
     let files: u64 = by_folder.values().map(|v| v.0).sum();
     let bytes: u64 = by_folder.values().map(|v| v.1).sum();
+    let resumed = match resumed {
+        0 => String::new(),
+        n => format!(", {n} of them resumed after the state file's last key"),
+    };
     let mut text = format!(
-        "Would send {files} log files ({}) from {} day folders ({} already started, resumed from the state file); at {rate} files/s about {}\n",
+        "Would send {files} log files ({}) from {} day folders{resumed}; at {rate} files/s about {}\n",
         progress::mb(bytes),
         days.len(),
-        resumed,
         progress::clock(std::time::Duration::from_secs_f64(files as f64 / rate))
     );
     for ((account, region), (n, b)) in &by_folder {
