@@ -328,6 +328,22 @@ mod tests {
     }
 
     #[test]
+    fn the_progress_line_counts_files_bytes_and_time_left() {
+        let mut s = Summary::default();
+        (s.files, s.events) = (3, 45_000);
+        (s.bytes, s.total_bytes) = (25_000_000, 100_000_000);
+        let ten = std::time::Duration::from_secs(10);
+        let line = progress_text(&s, 12, ten);
+        let want = "3/12 files, 45000 events, 25.0 MB/100.0 MB, 2.5 MB/s, 4500 events/s, ETA 0:30";
+        assert!(line.starts_with(want), "{line}");
+        // Sizes unknown: the time left follows the files instead.
+        s.total_bytes = 0;
+        s.files = 6;
+        let line = progress_text(&s, 12, ten);
+        assert!(line.contains("ETA 0:10"), "{line}");
+    }
+
+    #[test]
     fn keys_print_without_control_characters() {
         assert_eq!(printable("a/b c.json.gz"), "a/b c.json.gz");
         let forged = printable("a\nvigil: forged\r\x1b[2J");
