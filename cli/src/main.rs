@@ -10,9 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backfill;
 mod coverage;
 mod exit;
 mod output;
+mod progress;
 mod replay;
 mod report;
 mod rule_args;
@@ -36,6 +38,8 @@ struct Cli {
 enum Command {
     /// Replay event files or folders through the pipeline.
     Replay(replay::ReplayArgs),
+    /// Send a trail bucket's log files for a time range to the deployed cloudtrail-logs queue.
+    Backfill(backfill::BackfillArgs),
     /// Detection rules: list, test, lint, and the EventBridge pattern they need.
     Rules {
         #[command(subcommand)]
@@ -104,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Rules { command } => rules(command),
         Command::Replay(args) => Ok(replay::run(args).await?.into()),
+        Command::Backfill(args) => backfill::run(args).await,
     }
 }
 

@@ -4,6 +4,7 @@
 //! responder gets an HTML report. The exit code says how it went
 //! ([`crate::exit::Exit`]).
 
+pub(crate) mod s3;
 pub(crate) mod summary;
 pub(crate) mod walk;
 
@@ -25,7 +26,8 @@ use walk::Seen;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ReplayArgs {
-    /// Files or folders: JSON objects, arrays, JSON lines, CloudTrail log files (plain or gzip).
+    /// Files or folders: JSON objects, arrays, JSON lines, CloudTrail log files (plain or gzip);
+    /// or S3 locations, `s3://bucket/prefix/`, streamed from S3.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// What stdout gets: alerts as text, one JSON object a line per finding,
@@ -74,12 +76,15 @@ pub(crate) enum SetupError {
     Rules(#[from] RulesLoadError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    S3(#[from] s3::S3UrlError),
 }
 
 /// Runs the replay the arguments describe.
 pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
     // The report file is created first: a bad path fails before a long replay.
     let report_file = args.report.as_deref().map(ReportFile::create).transpose()?;
+    let s3_urls = s3::urls(&args.paths)?;
     let pipeline = pipeline(&args).await?;
     let mut json = (args.output == OutputFormat::Json && !args.quiet).then(JsonLines::default);
     let mut report = report_file.as_ref().map(|_| ReportData::default());
@@ -97,7 +102,10 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
         fail_on.see(&seen);
     };
     let limits = LogFileSettings::from_env()?.limits;
-    let summary = walk::replay(&pipeline, &args.paths, limits, |s| status.update(s), see).await;
+    let summary = match &s3_urls {
+        Some(urls) => s3::replay(&pipeline, urls, limits, !prints_findings, see).await,
+        None => walk::replay(&pipeline, &args.paths, limits, |s| status.update(s), see).await,
+    };
     status.clear();
     let text = format!("{}\n", summary.render());
     match args.output.is_machine() {
