@@ -56,3 +56,34 @@ pub fn firing_and_near_miss(name: &str) -> (Sequence, Sequence) {
     };
     (pick(true), pick(false))
 }
+
+/// `record` as EventBridge delivers it to the cloudtrail function, with
+/// event id `id`.
+pub fn eventbridge(record: &Value, id: &str) -> Value {
+    let detail_type = match record["eventSource"].as_str() {
+        Some("signin.amazonaws.com") => "AWS Console Sign In via CloudTrail",
+        _ => "AWS API Call via CloudTrail",
+    };
+    let source = record["eventSource"]
+        .as_str()
+        .and_then(|s| s.strip_suffix(".amazonaws.com"))
+        .map_or("aws.cloudtrail".to_string(), |s| format!("aws.{s}"));
+    serde_json::json!({
+        "version": "0", "id": id, "detail-type": detail_type, "source": source,
+        "account": record["recipientAccountId"].as_str().unwrap_or("111122223333"),
+        "time": record["eventTime"], "region": record["awsRegion"], "resources": [],
+        "detail": record,
+    })
+}
+
+/// The correlation windows of `table` that fired (`corr#` items with
+/// `fired`), by the group they counted.
+pub async fn fired_groups(sdk: &aws_config::SdkConfig, table: &str) -> Vec<String> {
+    crate::items_with_prefix(sdk, table, "corr#")
+        .await
+        .expect("scan the state table")
+        .iter()
+        .filter(|i| i.contains_key("fired"))
+        .filter_map(|i| i.get("group").and_then(|g| g.as_s().ok()).cloned())
+        .collect()
+}
