@@ -128,3 +128,62 @@ async fn a_batch_costs_one_write_per_window_and_a_near_miss_stays_quiet() {
     assert_eq!(brute_force(&again), 0, "a fired window never fires again");
     assert!(store.writes() > before);
 }
+
+#[path = "../../shared/benches/cloudtrail_data/mod.rs"]
+mod cloudtrail_data;
+
+/// The cost figure in docs/detections.md: DynamoDB `UpdateItem` requests
+/// per 1,000 records of the generated corpus, sent as log files of 1,000
+/// records (one state call per file) and one record at a time (the
+/// EventBridge function), with a brute force mixed in so something fires.
+#[tokio::test]
+async fn writes_per_thousand_records() {
+    if moto_endpoint().is_none() {
+        return;
+    }
+    let sdk = sdk().await;
+    let table = state_table(&sdk, "corr-cost").await.unwrap();
+    let rules = RuleSet::bundled().unwrap();
+    let mut records = cloudtrail_data::records(0x5eed_c10d_7a11, 5_000);
+    for i in 0..12 {
+        records.insert(
+            i * 400,
+            failed_login("carol", 10 + i as u32 * 7, &format!("cost-{i}")),
+        );
+    }
+    let per_file = DynamoCorrelations::from_sdk(&sdk, table.clone());
+    let mut observations = 0;
+    for file in records.chunks(1000) {
+        let obs = observations_of(&rules, file);
+        observations += obs.len();
+        per_file.observe(&obs).await.unwrap();
+    }
+    let per_event =
+        DynamoCorrelations::from_sdk(&sdk, state_table(&sdk, "corr-cost1").await.unwrap());
+    for r in &records {
+        per_event
+            .observe(&observations_of(&rules, std::slice::from_ref(r)))
+            .await
+            .unwrap();
+    }
+    let per_k = |w: u64| w as f64 * 1000.0 / records.len() as f64;
+    eprintln!(
+        "correlation cost on {} records: {observations} observations; UpdateItem per 1,000 records: {:.1} in files of 1,000, {:.1} one event at a time",
+        records.len(),
+        per_k(per_file.writes()),
+        per_k(per_event.writes())
+    );
+    assert!(observations > 0);
+    assert!(
+        per_file.writes() < per_event.writes(),
+        "a file's batch is aggregated per item"
+    );
+    assert!(
+        per_event.writes() <= observations as u64 + 4,
+        "one update per observation, plus claims"
+    );
+}
+
+fn observations_of(rules: &RuleSet, records: &[Value]) -> Vec<Observation> {
+    observations(rules, records)
+}
