@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = [
     "text", "json", "env", "aws", "documents", "model", "detect",
     "accounts", "ocsf", "sources", "enrich", "route", "render", "sinks",
-    "dedup", "config", "pipeline", "telemetry", "logfiles", "notify", "app",
+    "dedup", "correlate", "config", "pipeline", "telemetry", "logfiles", "notify", "app",
 ]
 
 # Crates whose source is checked for cycles and function length.

@@ -609,3 +609,36 @@ fn replay_reads_every_direct_source() {
         assert_eq!(summary_counts(&stderr).errors, 0, "{dir}: {stderr}");
     }
 }
+
+/// A bundled correlation's firing sequence, as one log file: the replay's
+/// memory state fires the correlation once (one alert, per window set at
+/// most two, folded by dedup); its near miss fires nothing.
+#[test]
+fn a_bundled_correlation_fires_on_its_sequence_and_not_on_its_near_miss() {
+    use vigil_e2e::sequences::firing_and_near_miss;
+    let (fires, near) = firing_and_near_miss("console_brute_force");
+    let dir = scratch("correlation");
+    let brute_force = "e7dbb6c5-9629-58a5-94bc-8ee2616fa033";
+    let correlated = |name: &str, events: &[Value]| -> Vec<Value> {
+        let file = dir.join(name);
+        std::fs::write(&file, serde_json::json!({ "Records": events }).to_string()).unwrap();
+        let out = run(vigil().args(["replay", "--output", "json"]).arg(&file));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out.stdout)
+            .into_iter()
+            .filter(|l| l["rule"]["id"] == brute_force)
+            .collect()
+    };
+    let lines = correlated("burst.json", &fires.events);
+    let alerted: Vec<_> = lines
+        .iter()
+        .filter(|l| l["decision"] == "alerted")
+        .collect();
+    assert_eq!(alerted.len(), 1, "{lines:?}");
+    assert_eq!(alerted[0]["severity"], "HIGH");
+    assert!(correlated("near.json", &near.events).is_empty());
+}

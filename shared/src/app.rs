@@ -136,6 +136,11 @@ pub fn function_pipeline(
     }
     if let Some(d) = detector {
         builder = builder.detector(d);
+        // Correlation windows on the state table, shared by every instance.
+        if let Some(table) = &config.dedup.state_table {
+            let store = crate::correlate::DynamoCorrelations::from_sdk(sdk, table.clone());
+            builder = builder.correlations(Arc::new(store));
+        }
     }
     builder.build()
 }

@@ -16,6 +16,7 @@ mod accounts;
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod correlate;
 pub mod dedup;
 mod documents;
 pub mod enrich;

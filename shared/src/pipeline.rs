@@ -13,6 +13,7 @@ use tracing::{info_span, Instrument};
 
 use crate::accounts::{AccountDirectory, AccountInfo};
 use crate::config::Config;
+use crate::correlate::{self, CorrelationStore, Observation};
 use crate::dedup::{Admission, Dedup, EventSession, RepeatKind, SweepReport};
 use crate::detect::Detector;
 use crate::enrich::Enricher;
@@ -118,6 +119,9 @@ pub struct EventReport {
     /// Findings of the event that could not be read and were skipped (each
     /// logged with its place in the event; metric `InvalidFindings`).
     pub invalid_findings: usize,
+    /// Correlation state calls that failed (metric `CorrelationStateErrors`);
+    /// each failed open: the single-event alerts went out.
+    pub correlation_state_errors: u32,
 }
 
 impl EventReport {
@@ -185,6 +189,8 @@ pub struct Pipeline {
     trace_context: Option<TraceContextFn>,
     observer: Option<EventObserverFn>,
     dedup: Dedup,
+    /// Correlation windows' state; None: correlations do not run.
+    correlations: Option<Arc<dyn CorrelationStore>>,
 }
 
 /// Builds a [`Pipeline`].
@@ -201,6 +207,13 @@ impl PipelineBuilder {
 
     pub fn detector(mut self, detector: Arc<dyn Detector>) -> Self {
         self.inner.detector = Some(detector);
+        self
+    }
+
+    /// Where correlation windows live (see [`crate::correlate`]); without
+    /// it, correlation rules do not run.
+    pub fn correlations(mut self, store: Arc<dyn CorrelationStore>) -> Self {
+        self.inner.correlations = Some(store);
         self
     }
 
@@ -260,6 +273,7 @@ impl Pipeline {
                 trace_context: None,
                 observer: None,
                 dedup: Dedup::disabled(),
+                correlations: None,
             },
         }
     }
@@ -335,8 +349,104 @@ impl Pipeline {
         out
     }
 
-    /// Runs one event through every stage.
+    /// Runs one event through every stage. A CloudTrail record also feeds
+    /// the correlations (one state call for the event, at its end).
     pub async fn process_event(&self, event: &Value) -> Result<EventReport, PipelineError> {
+        self.process(event, true).await
+    }
+
+    /// [`Pipeline::process_event`] for callers that collect the record's
+    /// correlation observations themselves ([`Pipeline::correlate`]) and
+    /// send them in one batch ([`Pipeline::process_correlations`]): log files.
+    pub async fn process_event_uncorrelated(
+        &self,
+        event: &Value,
+    ) -> Result<EventReport, PipelineError> {
+        self.process(event, false).await
+    }
+
+    /// Appends what a CloudTrail record contributes to correlations; nothing
+    /// without a correlation store. Cheap for records no counted rule takes.
+    pub fn correlate(&self, record: &Value, out: &mut Vec<Observation>) {
+        if let (Some(_), Some(d)) = (&self.correlations, &self.detector) {
+            d.correlate(record, out);
+        }
+    }
+
+    /// Folds a batch of observations into the correlation state and runs the
+    /// correlations that fire through enrich, dedup and the sinks, as one
+    /// event of its own (its span `vigil.correlations`, its metrics).
+    pub async fn process_correlations(
+        &self,
+        batch: &[Observation],
+    ) -> Result<EventReport, PipelineError> {
+        let mut report = empty_report(Source::CloudTrail, None, 0);
+        if batch.is_empty() || self.correlations.is_none() {
+            return Ok(report);
+        }
+        let span = info_span!("vigil.correlations", vigil.observations = batch.len());
+        let started = Instant::now();
+        async {
+            let trace = self.trace_context.as_ref().and_then(|f| f());
+            let mut dedup = self.dedup.session();
+            self.run_correlations(batch, &mut dedup, trace.as_ref(), &mut report)
+                .await;
+            report.state_store_errors = dedup.state_store_errors();
+            let result = fail_on_undelivered(report);
+            if let Some(observe) = &self.observer {
+                observe(result.as_ref(), started.elapsed());
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Observes `batch`, then each fired correlation's finding through the
+    /// stages. A state failure fails open: logged, counted, and the windows
+    /// claimed before it still alert.
+    async fn run_correlations(
+        &self,
+        batch: &[Observation],
+        dedup: &mut EventSession<'_>,
+        trace: Option<&TraceContext>,
+        report: &mut EventReport,
+    ) {
+        let Some(store) = &self.correlations else {
+            return;
+        };
+        let fired = match store.observe(batch).await {
+            Ok(fired) => fired,
+            Err(e) => {
+                tracing::error!(error = %e, vigil.observations = batch.len(), "correlation state failed: single-event alerts went out, correlations of this batch may be missed (fail open)");
+                report.correlation_state_errors += 1;
+                e.into_fired()
+            }
+        };
+        for f in &fired {
+            let finding = correlate::finding(f);
+            report
+                .findings
+                .push(self.run_finding(dedup, finding, trace).await);
+        }
+    }
+
+    /// One finding through enrich, the account lookup, the gate, dedup and
+    /// the sinks.
+    async fn run_finding(
+        &self,
+        dedup: &mut EventSession<'_>,
+        mut finding: Finding,
+        trace: Option<&TraceContext>,
+    ) -> Processed {
+        self.enrich(&mut finding, trace);
+        let account = self.look_up_account(&mut finding).await;
+        let decision = self.decide(dedup, &finding, &account, trace).await;
+        log_decision(&finding, &decision);
+        Processed { finding, decision }
+    }
+
+    async fn process(&self, event: &Value, correlate: bool) -> Result<EventReport, PipelineError> {
         let span = info_span!(
             "vigil.event",
             vigil.source = tracing::field::Empty,
@@ -352,7 +462,7 @@ impl Pipeline {
         );
         let started = Instant::now();
         async {
-            let result = self.process_in_span(event).await;
+            let result = self.process_in_span(event, correlate).await;
             if let Some(observe) = &self.observer {
                 observe(result.as_ref(), started.elapsed());
             }
@@ -362,28 +472,26 @@ impl Pipeline {
         .await
     }
 
-    async fn process_in_span(&self, event: &Value) -> Result<EventReport, PipelineError> {
+    async fn process_in_span(
+        &self,
+        event: &Value,
+        correlate: bool,
+    ) -> Result<EventReport, PipelineError> {
         let current = tracing::Span::current();
-        let (source, event_id, parsed) = self.parse(event, &current)?;
+        let mut observations = Vec::new();
+        let observe = correlate.then_some(&mut observations);
+        let (source, event_id, parsed) = self.parse(event, &current, observe)?;
         let findings = parsed.findings;
-        let mut report = EventReport {
-            source,
-            event_id,
-            findings: Vec::with_capacity(findings.len()),
-            summaries: Vec::new(),
-            state_store_errors: 0,
-            invalid_findings: parsed.invalid.len(),
-        };
+        let mut report = empty_report(source, event_id, parsed.invalid.len());
         let trace = self.trace_context.as_ref().and_then(|f| f());
         let mut dedup = self.dedup.session();
-        for mut finding in findings {
-            self.enrich(&mut finding, trace.as_ref());
-            let account = self.look_up_account(&mut finding).await;
-            let decision = self
-                .decide(&mut dedup, &finding, &account, trace.as_ref())
+        for finding in findings {
+            let processed = self.run_finding(&mut dedup, finding, trace.as_ref()).await;
+            report.findings.push(processed);
+        }
+        if !observations.is_empty() {
+            self.run_correlations(&observations, &mut dedup, trace.as_ref(), &mut report)
                 .await;
-            log_decision(&finding, &decision);
-            report.findings.push(Processed { finding, decision });
         }
         let due = dedup.finish().await;
         report.summaries = self.send_summaries(&mut dedup, due, trace.as_ref()).await;
@@ -397,11 +505,13 @@ impl Pipeline {
     }
 
     /// Classifies the event (recording its source and id on the event span),
-    /// refuses sources this pipeline does not take, and parses it.
+    /// refuses sources this pipeline does not take, and parses it; a
+    /// CloudTrail record's correlation observations go to `observe`.
     fn parse(
         &self,
         event: &Value,
         current: &tracing::Span,
+        observe: Option<&mut Vec<Observation>>,
     ) -> Result<(Source, Option<String>, sources::Parsed), PipelineError> {
         let _parse = info_span!("parse").entered();
         let parsed = sources::classify(event)?;
@@ -423,6 +533,9 @@ impl Pipeline {
             }
         }
         let event_id = parsed.event_id().map(str::to_string);
+        if let (Some(out), SourceEvent::CloudTrail { record, .. }) = (observe, &parsed) {
+            self.correlate(record, out);
+        }
         Ok((source, event_id, self.findings(parsed)?))
     }
 
@@ -575,6 +688,19 @@ impl Pipeline {
 /// (Config COMPLIANT again, Inspector CLOSED, Access Analyzer RESOLVED): it
 /// goes out, as OCSF status Resolved, so the notifier resolves the Slack
 /// thread and the PagerDuty incident of the alert it ends.
+/// A report with nothing in it yet.
+fn empty_report(source: Source, event_id: Option<String>, invalid: usize) -> EventReport {
+    EventReport {
+        source,
+        event_id,
+        findings: Vec::new(),
+        summaries: Vec::new(),
+        state_store_errors: 0,
+        invalid_findings: invalid,
+        correlation_state_errors: 0,
+    }
+}
+
 fn is_resolution(f: &Finding) -> bool {
     f.status == FindingStatus::Resolved && f.source.sends_resolutions()
 }

@@ -8,6 +8,7 @@
 pub mod fault_proxy;
 pub mod function_bed;
 pub mod samples;
+pub mod sequences;
 pub mod stand_in;
 
 pub use function_bed::{

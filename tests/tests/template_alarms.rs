@@ -453,6 +453,7 @@ fn every_metric_that_needs_a_person_has_an_alarm() {
         "EventsRefused",
         "LogFilesRejected",
         "InvalidFindings",
+        "CorrelationStateErrors",
     ];
     for (deployment, t) in deployments() {
         for name in needs_a_person {

@@ -164,7 +164,9 @@ async fn pipeline(args: &ReplayArgs) -> Result<Pipeline, SetupError> {
     let rules = args.rules.runtime_set()?;
     let mut builder = app::pipeline_builder(&config, &loaded, sdk.as_ref())
         .dedup(dedup)
-        .detector(Arc::new(rules));
+        .detector(Arc::new(rules))
+        // Correlations over the replayed events, in this process's memory.
+        .correlations(Arc::new(vigil::correlate::MemoryCorrelations::new()));
     if let Some(directory) = sdk
         .as_ref()
         .and_then(|s| loaded.account_directory(&config, s))

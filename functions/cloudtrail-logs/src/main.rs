@@ -10,6 +10,10 @@
 //! stops `VIGIL_LOG_FILE_DEADLINE_MARGIN_SECONDS` before the invocation's
 //! deadline (`vigil::logfiles::LogFileSettings`).
 
+// The handler's future (SQS batch, files, records, the pipeline, and the
+// correlations at each file's end) nests deeper than the default 128.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;

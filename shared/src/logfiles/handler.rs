@@ -245,6 +245,7 @@ fn log_processed(object: &ObjectRef, r: &FileReport, started: Clock) {
         vigil.alerts = r.alerts,
         vigil.refused = r.refused,
         vigil.skipped = r.skipped,
+        vigil.observations = r.observations,
         vigil.bytes = r.bytes,
         vigil.duration_ms = started.elapsed().as_millis() as u64,
         "log file processed: {} records, {} skipped, {} findings, {} alerts",

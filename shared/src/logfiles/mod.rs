@@ -69,6 +69,9 @@ struct FileReport {
     pub matched: u64,
     pub findings: u64,
     pub alerts: u64,
+    /// Correlation observations the file's records made (sent in one
+    /// state call at the end of the file).
+    pub observations: u64,
     /// Records the pipeline refused (not CloudTrail records): counted and
     /// logged, not retried, because reading them again cannot help.
     pub refused: u64,
@@ -99,6 +102,7 @@ async fn process_file(
 ) -> Result<FileReport, LogFileError> {
     let mut report = FileReport::default();
     let mut hits: Vec<&RuleMeta> = Vec::new();
+    let mut observations = Vec::new();
     let mut failure = None;
     // One timer for the file; a year stands for "no deadline".
     let until =
@@ -118,6 +122,7 @@ async fn process_file(
             None => break,
             Some(Err(bad)) => skip_record(object, &bad, &mut report),
             Some(Ok(record)) => {
+                pipeline.correlate(&record, &mut observations);
                 failure = process_record(pipeline, &record, &mut hits, &mut report).await;
                 if failure.is_some() {
                     break;
@@ -130,7 +135,29 @@ async fn process_file(
         return Err(e);
     }
     report.bytes = stats?.bytes;
+    // Only a file read to its end: a failed one is read again, and its
+    // events must not be counted twice.
+    correlate_file(pipeline, &observations, &mut report).await;
     Ok(report)
+}
+
+/// The file's correlation observations in one state call; what fires goes
+/// through the pipeline. A correlation alert not delivered is logged and
+/// counted (`AlertsFailed`) but does not fail the file: its window is
+/// claimed, and reading the file again would only count its events twice.
+async fn correlate_file(
+    pipeline: &Pipeline,
+    observations: &[crate::correlate::Observation],
+    report: &mut FileReport,
+) {
+    report.observations = observations.len() as u64;
+    let r = match pipeline.process_correlations(observations).await {
+        Ok(r) => r,
+        Err(PipelineError::Delivery { report: r, .. }) => *r,
+        Err(_) => return,
+    };
+    report.findings += r.findings.len() as u64;
+    report.alerts += r.alerts() as u64;
 }
 
 /// A record that could not be read: counted, and logged with its place
@@ -169,7 +196,7 @@ async fn process_record<'p>(
         }
     }
     report.matched += 1;
-    match pipeline.process_event(record).await {
+    match pipeline.process_event_uncorrelated(record).await {
         Ok(r) => {
             report.findings += r.findings.len() as u64;
             report.alerts += r.alerts() as u64;

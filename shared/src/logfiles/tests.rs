@@ -111,6 +111,7 @@ async fn processes_a_file_through_the_pipeline() {
             refused: 0,
             skipped: 0,
             bytes: bytes.len() as u64,
+            observations: 0,
         }
     );
     assert_eq!(sink.sent().len(), 1);

@@ -35,7 +35,7 @@
 pub mod access_analyzer;
 pub mod cloudtrail;
 pub mod config_rules;
-mod console;
+pub(crate) mod console;
 pub mod guardduty;
 pub mod health;
 pub mod inspector;

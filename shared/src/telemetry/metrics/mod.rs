@@ -20,6 +20,7 @@
 //! | `EventsRefused` | Count | Service (events refused as forged: a source that is not the detail-type's AWS service) |
 //! | `InvalidFindings` | Count | Service (findings of an event that could not be read and were skipped) |
 //! | `StormSummariesFailed` | Count | Service (storm summaries not delivered, or a sweep that failed) |
+//! | `CorrelationStateErrors` | Count | Service (correlation state calls that failed open: correlation alerts may be missed) |
 //! | `ColdStart` | Count | function_name, service (as Powertools emits it) |
 //! | `LogRecordsSkipped` / `LogFilesRejected` | Count | Service |
 
@@ -61,6 +62,8 @@ pub(crate) const LOG_FILES_REJECTED: &str = "LogFilesRejected";
 pub(crate) const EVENTS_REFUSED: &str = "EventsRefused";
 pub(crate) const INVALID_FINDINGS: &str = "InvalidFindings";
 pub(crate) const STORM_SUMMARIES_FAILED: &str = "StormSummariesFailed";
+/// Correlation state calls that failed (`crate::correlate`): failed open.
+pub(crate) const CORRELATION_STATE_ERRORS: &str = "CorrelationStateErrors";
 
 /// Dimension sets. Each set makes a separate CloudWatch metric, so every
 /// dimension here has a bounded set of values.
@@ -306,6 +309,17 @@ impl Recorder {
         }
         if let Some(n) = report.map(|r| r.invalid_findings).filter(|n| *n > 0) {
             event = event.metric(INVALID_FINDINGS, Unit::Count, n as f64, BY_SERVICE);
+        }
+        if let Some(n) = report
+            .map(|r| r.correlation_state_errors)
+            .filter(|n| *n > 0)
+        {
+            event = event.metric(
+                CORRELATION_STATE_ERRORS,
+                Unit::Count,
+                f64::from(n),
+                BY_SERVICE,
+            );
         }
         if let Some(r) = report {
             event = event.property("source", r.source.as_str());
