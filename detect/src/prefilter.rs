@@ -28,7 +28,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::matcher::{with_lowercase, Constraint};
+use super::matcher::Constraint;
 use super::Rule;
 
 /// The top-level keys the prefilter reads from a record's bytes.
@@ -47,6 +47,11 @@ pub struct Keys<'a> {
     pub eventName: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub errorCode: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub userIdentity: Option<Identity<'a>>,
+    /// The matcher also reads `userIdentity.type` from a key with a dot.
+    #[serde(rename = "userIdentity.type")]
+    dotted_identity_type: Option<serde::de::IgnoredAny>,
     #[serde(rename = "detail-type")]
     detail_type: Option<serde::de::IgnoredAny>,
     detail: Option<serde::de::IgnoredAny>,
@@ -59,11 +64,21 @@ pub struct Keys<'a> {
     Findings: Option<serde::de::IgnoredAny>,
 }
 
+/// `userIdentity`, for rules that pin only the identity type (CIS 4.3:
+/// root activity). Not an object: the record cannot be read as [`Keys`]
+/// and is admitted.
+#[derive(Debug, Default, Deserialize)]
+pub struct Identity<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+}
+
 impl Keys<'_> {
     /// Whether the record may be another kind of event than a bare
     /// CloudTrail record (see the type's documentation).
     pub fn foreign(&self) -> bool {
-        self.detail_type.is_some()
+        self.dotted_identity_type.is_some()
+            || self.detail_type.is_some()
             || self.detail.is_some()
             || self.arn.is_some()
             || self.kind.is_some()
@@ -146,6 +161,7 @@ struct Alt {
     /// `None`: any value (or none).
     source: Option<Vec<Pat>>,
     name: Option<Vec<Pat>>,
+    identity: Option<Vec<Pat>>,
     /// The alternative needs an `errorCode`: only records with one.
     needs_error: bool,
 }
@@ -183,12 +199,13 @@ impl Prefilter {
             .map(|need| Alt {
                 source: pats(need.get("eventSource")),
                 name: pats(need.get("eventName")),
+                identity: pats(need.get("userIdentity.type")),
                 needs_error: need.contains_key("errorCode"),
             })
             .collect();
-        let admits_all = alts
-            .iter()
-            .any(|a| a.source.is_none() && a.name.is_none() && !a.needs_error);
+        let admits_all = alts.iter().any(|a| {
+            a.source.is_none() && a.name.is_none() && a.identity.is_none() && !a.needs_error
+        });
         Prefilter { alts, admits_all }
     }
 
@@ -217,21 +234,44 @@ impl Prefilter {
             return Verdict::Parse;
         }
         let errored = keys.errorCode.is_some();
-        let admitted = with_lowercase(source, |source| {
-            with_lowercase(name, |name| self.admits(source, name, errored))
-        });
+        let identity = keys
+            .userIdentity
+            .as_ref()
+            .and_then(|i| i.kind.as_deref())
+            .map(str::to_lowercase);
+        let record = Lowered {
+            source: &source.to_lowercase(),
+            name: &name.to_lowercase(),
+            identity: identity.as_deref(),
+            errored,
+        };
+        let admitted = self.admits(&record);
         match admitted {
             true => Verdict::Parse,
             false => Verdict::Skip,
         }
     }
 
-    /// `source` and `name` in lower case.
-    fn admits(&self, source: &str, name: &str, errored: bool) -> bool {
+    fn admits(&self, r: &Lowered<'_>) -> bool {
         self.alts.iter().any(|a| {
-            (errored || !a.needs_error) && any_holds(&a.source, source) && any_holds(&a.name, name)
+            (r.errored || !a.needs_error)
+                && any_holds(&a.source, r.source)
+                && any_holds(&a.name, r.name)
+                && match (&a.identity, r.identity) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(_), Some(kind)) => any_holds(&a.identity, kind),
+                }
         })
     }
+}
+
+/// A record's keys in lower case, as the matcher compares them.
+struct Lowered<'a> {
+    source: &'a str,
+    name: &'a str,
+    identity: Option<&'a str>,
+    errored: bool,
 }
 
 #[cfg(test)]
@@ -328,12 +368,35 @@ mod tests {
             verdict(&p, &r("s3.amazonaws.com", "GetObject")),
             Verdict::Skip
         );
-        let any = Prefilter::new(&[rule("  s:\n    userIdentity.type: Root\n  condition: s\n")]);
+        let any = Prefilter::new(&[rule("  s:\n    userAgent|contains: x\n  condition: s\n")]);
         assert!(any.admits_all());
         assert_eq!(
             verdict(&any, &r("s3.amazonaws.com", "GetObject")),
             Verdict::Parse
         );
+    }
+
+    #[test]
+    fn identity_type_rules_admit_only_that_identity() {
+        let p = Prefilter::new(&[rule(
+            "  s:\n    userIdentity.type: Root\n  f:\n    eventType: AwsServiceEvent\n  condition: s and not f\n",
+        )]);
+        assert!(!p.admits_all());
+        let r = |identity: &str| {
+            format!(
+                r#"{{"eventSource":"s3.amazonaws.com","eventName":"ListBuckets","userIdentity":{identity}}}"#
+            )
+        };
+        assert_eq!(
+            verdict(&p, &r(r#"{"type":"root","arn":"x"}"#)),
+            Verdict::Parse
+        );
+        assert_eq!(verdict(&p, &r(r#"{"type":"AssumedRole"}"#)), Verdict::Skip);
+        assert_eq!(verdict(&p, &r(r#"{"arn":"x"}"#)), Verdict::Skip);
+        // What the matcher reads another way is parsed.
+        assert_eq!(verdict(&p, &r(r#"[{"type":"Root"}]"#)), Verdict::Parse);
+        let dotted = r#"{"eventSource":"s","eventName":"n","userIdentity.type":"Root"}"#;
+        assert_eq!(verdict(&p, dotted), Verdict::Parse);
     }
 
     #[test]
