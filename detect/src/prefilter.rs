@@ -171,9 +171,9 @@ fn any_holds(pats: &Option<Vec<Pat>>, value: &str) -> bool {
         .is_none_or(|ps| ps.iter().any(|p| p.holds(value)))
 }
 
-/// What a record's raw bytes say (see [`Prefilter::verdict`]).
+/// What a record's raw bytes say (see [`Prefilter::screen`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Screen {
     /// No loaded rule can match it: skip the parse.
     Skip,
     /// Some rule may match it, or it could not be told: parse it.
@@ -215,23 +215,23 @@ impl Prefilter {
     }
 
     /// Reads the keys from `bytes` (one record's JSON text) and decides.
-    pub fn verdict(&self, bytes: &[u8]) -> Verdict {
+    pub fn screen(&self, bytes: &[u8]) -> Screen {
         if self.admits_all {
-            return Verdict::Parse;
+            return Screen::Parse;
         }
         match serde_json::from_slice::<Keys<'_>>(bytes) {
-            Ok(keys) => self.verdict_keys(&keys),
-            Err(_) => Verdict::Parse,
+            Ok(keys) => self.screen_keys(&keys),
+            Err(_) => Screen::Parse,
         }
     }
 
     /// Decides on keys already read.
-    pub fn verdict_keys(&self, keys: &Keys<'_>) -> Verdict {
+    pub fn screen_keys(&self, keys: &Keys<'_>) -> Screen {
         let (Some(source), Some(name)) = (&keys.eventSource, &keys.eventName) else {
-            return Verdict::Parse;
+            return Screen::Parse;
         };
         if self.admits_all || keys.foreign() {
-            return Verdict::Parse;
+            return Screen::Parse;
         }
         let errored = keys.errorCode.is_some();
         let identity = keys
@@ -247,8 +247,8 @@ impl Prefilter {
         };
         let admitted = self.admits(&record);
         match admitted {
-            true => Verdict::Parse,
-            false => Verdict::Skip,
+            true => Screen::Parse,
+            false => Screen::Skip,
         }
     }
 
@@ -284,8 +284,8 @@ mod tests {
         Rule::parse("t.yml", &format!("{HEAD}detection:\n{detection}")).unwrap()
     }
 
-    fn verdict(p: &Prefilter, record: &str) -> Verdict {
-        p.verdict(record.as_bytes())
+    fn screen(p: &Prefilter, record: &str) -> Screen {
+        p.screen(record.as_bytes())
     }
 
     #[test]
@@ -295,18 +295,18 @@ mod tests {
         )]);
         assert!(!p.admits_all());
         let stop = r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging"}"#;
-        assert_eq!(verdict(&p, stop), Verdict::Parse);
+        assert_eq!(screen(&p, stop), Screen::Parse);
         // Sigma compares case-insensitively; so does the prefilter.
         let upper = r#"{"eventSource":"CLOUDTRAIL.amazonaws.com","eventName":"stoplogging"}"#;
-        assert_eq!(verdict(&p, upper), Verdict::Parse);
+        assert_eq!(screen(&p, upper), Screen::Parse);
         // Escapes in the key are read as the parser reads them.
         let escaped =
             r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"Stop\u004cogging"}"#;
-        assert_eq!(verdict(&p, escaped), Verdict::Parse);
+        assert_eq!(screen(&p, escaped), Screen::Parse);
         let read = r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject","x":{"y":[1]}}"#;
-        assert_eq!(verdict(&p, read), Verdict::Skip);
+        assert_eq!(screen(&p, read), Screen::Skip);
         let other_source = r#"{"eventSource":"s3.amazonaws.com","eventName":"StopLogging"}"#;
-        assert_eq!(verdict(&p, other_source), Verdict::Skip);
+        assert_eq!(screen(&p, other_source), Screen::Skip);
     }
 
     #[test]
@@ -323,7 +323,7 @@ mod tests {
             r#"[1]"#,
             "not json",
         ] {
-            assert_eq!(verdict(&p, record), Verdict::Parse, "{record}");
+            assert_eq!(screen(&p, record), Screen::Parse, "{record}");
         }
     }
 
@@ -334,15 +334,15 @@ mod tests {
             rule("  s:\n    eventName: StopLogging\n    errorCode: null\n  condition: s\n"),
         ]);
         let denied = r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject","errorCode":"AccessDenied"}"#;
-        assert_eq!(verdict(&p, denied), Verdict::Parse);
+        assert_eq!(screen(&p, denied), Screen::Parse);
         // Any error code: the prefilter does not judge error codes.
         let throttled = r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject","errorCode":"Throttling"}"#;
-        assert_eq!(verdict(&p, throttled), Verdict::Parse);
+        assert_eq!(screen(&p, throttled), Screen::Parse);
         let fine = r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject","errorCode":null}"#;
-        assert_eq!(verdict(&p, fine), Verdict::Skip);
+        assert_eq!(screen(&p, fine), Screen::Skip);
         // A failed StopLogging goes by its name.
         let stop = r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","errorCode":"X"}"#;
-        assert_eq!(verdict(&p, stop), Verdict::Parse);
+        assert_eq!(screen(&p, stop), Screen::Parse);
     }
 
     #[test]
@@ -353,26 +353,26 @@ mod tests {
         ]);
         let r = |s: &str, n: &str| format!(r#"{{"eventSource":"{s}","eventName":"{n}"}}"#);
         assert_eq!(
-            verdict(&p, &r("x.iam.amazonaws.com", "DeleteUser")),
-            Verdict::Parse
+            screen(&p, &r("x.iam.amazonaws.com", "DeleteUser")),
+            Screen::Parse
         );
         assert_eq!(
-            verdict(&p, &r("iam.amazonaws.com", "DeleteUser")),
-            Verdict::Skip
+            screen(&p, &r("iam.amazonaws.com", "DeleteUser")),
+            Screen::Skip
         );
         assert_eq!(
-            verdict(&p, &r("s3.amazonaws.com", "PutBucketPolicy")),
-            Verdict::Parse
+            screen(&p, &r("s3.amazonaws.com", "PutBucketPolicy")),
+            Screen::Parse
         );
         assert_eq!(
-            verdict(&p, &r("s3.amazonaws.com", "GetObject")),
-            Verdict::Skip
+            screen(&p, &r("s3.amazonaws.com", "GetObject")),
+            Screen::Skip
         );
         let any = Prefilter::new(&[rule("  s:\n    userAgent|contains: x\n  condition: s\n")]);
         assert!(any.admits_all());
         assert_eq!(
-            verdict(&any, &r("s3.amazonaws.com", "GetObject")),
-            Verdict::Parse
+            screen(&any, &r("s3.amazonaws.com", "GetObject")),
+            Screen::Parse
         );
     }
 
@@ -388,15 +388,15 @@ mod tests {
             )
         };
         assert_eq!(
-            verdict(&p, &r(r#"{"type":"root","arn":"x"}"#)),
-            Verdict::Parse
+            screen(&p, &r(r#"{"type":"root","arn":"x"}"#)),
+            Screen::Parse
         );
-        assert_eq!(verdict(&p, &r(r#"{"type":"AssumedRole"}"#)), Verdict::Skip);
-        assert_eq!(verdict(&p, &r(r#"{"arn":"x"}"#)), Verdict::Skip);
+        assert_eq!(screen(&p, &r(r#"{"type":"AssumedRole"}"#)), Screen::Skip);
+        assert_eq!(screen(&p, &r(r#"{"arn":"x"}"#)), Screen::Skip);
         // What the matcher reads another way is parsed.
-        assert_eq!(verdict(&p, &r(r#"[{"type":"Root"}]"#)), Verdict::Parse);
+        assert_eq!(screen(&p, &r(r#"[{"type":"Root"}]"#)), Screen::Parse);
         let dotted = r#"{"eventSource":"s","eventName":"n","userIdentity.type":"Root"}"#;
-        assert_eq!(verdict(&p, dotted), Verdict::Parse);
+        assert_eq!(screen(&p, dotted), Screen::Parse);
     }
 
     #[test]

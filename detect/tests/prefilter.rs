@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use vigil_detect::{Prefilter, RuleSet, RuleSource, Verdict};
+use vigil_detect::{Detector, Prefilter, RuleSet, RuleSource, Screen};
 
 #[path = "../../tests/src/samples.rs"]
 mod samples;
@@ -69,13 +69,20 @@ fn rule_sets() -> Vec<RuleSet> {
 /// Checks one record; true when the prefilter skipped it.
 fn check(set: &RuleSet, filter: &Prefilter, record: &Value, origin: &Path) -> bool {
     let bytes = serde_json::to_vec(record).expect("serializes");
-    let skipped = filter.verdict(&bytes) == Verdict::Skip;
+    let skipped = filter.screen(&bytes) == Screen::Skip;
     if skipped {
+        // Every loaded rule counts: silent ones (counted by correlations),
+        // and attempts (the rules a failed call would have met).
         let hits: Vec<&str> = set.matching(record).iter().map(|r| r.id()).collect();
+        let attempts: Vec<&str> = set.attempted(record).iter().map(|r| r.id()).collect();
+        let mut observed = Vec::new();
+        set.correlate(record, &mut observed);
         assert!(
-            hits.is_empty(),
-            "{}: skipped a record rules {hits:?} match: {record}",
-            origin.display()
+            hits.is_empty() && attempts.is_empty() && observed.is_empty(),
+            "{}: skipped a record rules {hits:?} match, attempts {attempts:?}, \
+             correlations {}: {record}",
+            origin.display(),
+            observed.len()
         );
     }
     skipped
@@ -107,7 +114,10 @@ fn no_sample_record_a_rule_matches_is_skipped() {
         let filter = Prefilter::new(set.rules());
         // The bundled rules all pin a name, a source, an error code or an
         // identity type; SigmaHQ's may not (then every record is parsed).
-        assert!(i > 0 || !filter.admits_all(), "the rules leave nothing to skip");
+        assert!(
+            i > 0 || !filter.admits_all(),
+            "the rules leave nothing to skip"
+        );
         let (mut seen, mut skipped, mut matched) = (0, 0, 0);
         for (origin, record) in &corpus {
             let mut variants = vec![record.clone()];
@@ -125,7 +135,10 @@ fn no_sample_record_a_rule_matches_is_skipped() {
             }
         }
         assert!(matched > 0, "{seen} {skipped} {matched}");
-        assert!(filter.admits_all() || skipped > 0, "{seen} {skipped} {matched}");
+        assert!(
+            filter.admits_all() || skipped > 0,
+            "{seen} {skipped} {matched}"
+        );
         eprintln!("{seen} records: {skipped} skipped, {matched} matched by some rule");
     }
 }
@@ -140,11 +153,51 @@ fn bundled_rules_skip_the_common_reads() {
         .unwrap()
     };
     assert_eq!(
-        filter.verdict(&record("s3.amazonaws.com", "GetObject")),
-        Verdict::Skip
+        filter.screen(&record("s3.amazonaws.com", "GetObject")),
+        Screen::Skip
     );
     assert_eq!(
-        filter.verdict(&record("cloudtrail.amazonaws.com", "StopLogging")),
-        Verdict::Parse
+        filter.screen(&record("cloudtrail.amazonaws.com", "StopLogging")),
+        Screen::Parse
     );
+}
+
+#[test]
+fn a_failed_call_a_rule_names_is_parsed_for_its_attempt() {
+    let set = RuleSet::bundled().unwrap();
+    let filter = Prefilter::new(set.rules());
+    let failed = json!({"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "errorCode": "AccessDenied", "errorMessage": "User is not authorized",
+        "userIdentity": {"type": "IAMUser"}, "awsRegion": "us-east-1",
+        "eventTime": "2026-01-01T00:00:00Z"});
+    // The full path makes an attempt finding of it ...
+    assert!(!set.attempted(&failed).is_empty() || !set.matching(&failed).is_empty());
+    // ... so the fast path must parse it.
+    let bytes = serde_json::to_vec(&failed).unwrap();
+    assert_eq!(filter.screen(&bytes), Screen::Parse);
+}
+
+#[test]
+fn rules_counted_only_by_correlations_are_prefiltered_too() {
+    let set = RuleSet::bundled().unwrap();
+    assert!(!set.correlations().is_empty(), "no bundled correlations");
+    let filter = Prefilter::new(set.rules());
+    let mut fed = 0;
+    // Every rule the set holds, silent ones included, is in the prefilter:
+    // each rule's own test records (the ones it matches) are admitted.
+    for src in RuleSource::bundled() {
+        // Files with correlations are several documents: their counted
+        // rules are tested through the plain rule files they name.
+        let Ok(parsed) = vigil_detect::Rule::parse_full(&src.origin, &src.text) else {
+            continue;
+        };
+        for record in parsed.tests.iter().flat_map(|t| &t.matching) {
+            let mut observed = Vec::new();
+            set.correlate(record, &mut observed);
+            fed += usize::from(!observed.is_empty());
+            let bytes = serde_json::to_vec(record).unwrap();
+            assert_eq!(filter.screen(&bytes), Screen::Parse, "{}: {record}", src.origin);
+        }
+    }
+    assert!(fed > 0, "no test record feeds a correlation");
 }
