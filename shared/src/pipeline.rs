@@ -335,6 +335,34 @@ impl Pipeline {
         out
     }
 
+    /// Whether `event` is a CloudTrail record that no loaded rule matches
+    /// nor counts as an attempt at: [`Pipeline::process_event`] would find
+    /// nothing in it. Callers reading many records (`vigil replay`) skip it
+    /// and save its span, dedup session and log line; storm summaries that
+    /// fall due meanwhile go out with the next event that has a finding, or
+    /// at [`Pipeline::flush_storms`]. False whenever it cannot be sure.
+    pub fn finds_nothing(&self, event: &Value) -> bool {
+        let Some(detector) = &self.detector else {
+            return false;
+        };
+        if let Some(accepted) = &self.accepted {
+            if !accepted.contains(&Source::CloudTrail) {
+                return false;
+            }
+        }
+        let Ok(SourceEvent::CloudTrail { record, .. }) = sources::classify(event) else {
+            return false;
+        };
+        let mut hits = Vec::new();
+        detector.detect(record, &mut hits);
+        if !hits.is_empty() {
+            return false;
+        }
+        let mut attempts = Vec::new();
+        detector.attempts(record, &hits, &mut attempts);
+        attempts.is_empty()
+    }
+
     /// Runs one event through every stage.
     pub async fn process_event(&self, event: &Value) -> Result<EventReport, PipelineError> {
         let span = info_span!(

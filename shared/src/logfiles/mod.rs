@@ -129,7 +129,10 @@ async fn process_file(
     if let Some(e) = failure {
         return Err(e);
     }
-    report.bytes = stats?.bytes;
+    let stats = stats?;
+    // Records the prefilter left out were read too (no rule may match them).
+    report.records += stats.filtered;
+    report.bytes = stats.bytes;
     Ok(report)
 }
 
