@@ -196,7 +196,12 @@ fn rules_counted_only_by_correlations_are_prefiltered_too() {
             set.correlate(record, &mut observed);
             fed += usize::from(!observed.is_empty());
             let bytes = serde_json::to_vec(record).unwrap();
-            assert_eq!(filter.screen(&bytes), Screen::Parse, "{}: {record}", src.origin);
+            assert_eq!(
+                filter.screen(&bytes),
+                Screen::Parse,
+                "{}: {record}",
+                src.origin
+            );
         }
     }
     assert!(fed > 0, "no test record feeds a correlation");
