@@ -25,6 +25,7 @@ pub mod glob;
 mod matcher;
 pub mod pattern;
 mod placeholder;
+mod prefilter;
 mod ruleset;
 pub mod ruletest;
 mod sigma;
@@ -34,6 +35,7 @@ mod verdict;
 // What the pipeline, the functions, `vigil rules` and the tests use.
 pub use error::{RuleError, RuleErrorKind, Unsupported};
 pub use placeholder::{PlaceholderError, Placeholders};
+pub use prefilter::{Keys, Prefilter, Screen};
 pub use ruleset::{RuleSet, RuleSource};
 pub use sigma::{ParsedRule, Rule, RuleTests};
 pub use verdict::{judge, Hit, Verdict, ATTEMPT_SEVERITY};

@@ -349,6 +349,39 @@ impl Pipeline {
         out
     }
 
+    /// Whether `event` is a CloudTrail record that no loaded rule matches,
+    /// counts as an attempt at, or counts for a correlation: [`Pipeline::process_event`] would find
+    /// nothing in it. Callers reading many records (`vigil replay`) skip it
+    /// and save its span, dedup session and log line; storm summaries that
+    /// fall due meanwhile go out with the next event that has a finding, or
+    /// at [`Pipeline::flush_storms`]. False whenever it cannot be sure.
+    pub fn finds_nothing(&self, event: &Value) -> bool {
+        let Some(detector) = &self.detector else {
+            return false;
+        };
+        if let Some(accepted) = &self.accepted {
+            if !accepted.contains(&Source::CloudTrail) {
+                return false;
+            }
+        }
+        let Ok(SourceEvent::CloudTrail { record, .. }) = sources::classify(event) else {
+            return false;
+        };
+        let mut hits = Vec::new();
+        detector.detect(record, &mut hits);
+        if !hits.is_empty() {
+            return false;
+        }
+        let mut attempts = Vec::new();
+        detector.attempts(record, &hits, &mut attempts);
+        if !attempts.is_empty() {
+            return false;
+        }
+        let mut observations = Vec::new();
+        detector.correlate(record, &mut observations);
+        observations.is_empty()
+    }
+
     /// Runs one event through every stage. A CloudTrail record also feeds
     /// the correlations (one state call for the event, at its end).
     pub async fn process_event(&self, event: &Value) -> Result<EventReport, PipelineError> {

@@ -11,6 +11,7 @@ pub(crate) mod walk;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use vigil::detect::Prefilter;
 use vigil::logfiles::LogFileSettings;
 use vigil::model::Severity;
 use vigil::pipeline::Pipeline;
@@ -85,7 +86,7 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
     // The report file is created first: a bad path fails before a long replay.
     let report_file = args.report.as_deref().map(ReportFile::create).transpose()?;
     let s3_urls = s3::urls(&args.paths)?;
-    let pipeline = pipeline(&args).await?;
+    let (pipeline, prefilter) = pipeline(&args).await?;
     let mut json = (args.output == OutputFormat::Json && !args.quiet).then(JsonLines::default);
     let mut report = report_file.as_ref().map(|_| ReportData::default());
     let mut fail_on = FailOn::new(args.fail_on);
@@ -104,7 +105,13 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
     let limits = LogFileSettings::from_env()?.limits;
     let summary = match &s3_urls {
         Some(urls) => s3::replay(&pipeline, urls, limits, !prints_findings, see).await,
-        None => walk::replay(&pipeline, &args.paths, limits, |s| status.update(s), see).await,
+        None => {
+            let reading = walk::Reading {
+                limits,
+                prefilter: Some(Arc::new(prefilter)),
+            };
+            walk::replay(&pipeline, &args.paths, &reading, |s| status.update(s), see).await
+        }
     };
     status.clear();
     let text = format!("{}\n", summary.render());
@@ -131,8 +138,8 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
 }
 
 /// The pipeline the functions run, set up from VIGIL_* and the arguments,
-/// with the sinks the output wants.
-async fn pipeline(args: &ReplayArgs) -> Result<Pipeline, SetupError> {
+/// with the sinks the output wants, and the prefilter of its rules.
+async fn pipeline(args: &ReplayArgs) -> Result<(Pipeline, Prefilter), SetupError> {
     let mut config = Config::from_env()?;
     if let Some(s) = args.min_severity {
         config.min_severity = s;
@@ -162,6 +169,7 @@ async fn pipeline(args: &ReplayArgs) -> Result<Pipeline, SetupError> {
     // CloudTrail records meet the rules the functions run (bundled, plus
     // --rules-dir or VIGIL_RULES_DIR).
     let rules = args.rules.runtime_set()?;
+    let prefilter = Prefilter::new(rules.rules());
     let mut builder = app::pipeline_builder(&config, &loaded, sdk.as_ref())
         .dedup(dedup)
         .detector(Arc::new(rules))
@@ -179,5 +187,5 @@ async fn pipeline(args: &ReplayArgs) -> Result<Pipeline, SetupError> {
         (OutputFormat::Text, false) => builder.sink(Box::new(ConsoleSink::stdout())),
         (OutputFormat::Ocsf, false) => builder.sink(Box::new(OcsfSink::stdout())),
     };
-    Ok(builder.build())
+    Ok((builder.build(), prefilter))
 }

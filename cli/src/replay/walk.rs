@@ -1,9 +1,12 @@
 //! The replay loop: every event of every file through the pipeline, each
 //! finding shown to the caller as it is decided.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
+use vigil::detect::Prefilter;
 use vigil::pipeline::{EventReport, Pipeline, PipelineError, Processed};
 use vigil::sources::log_file::{input, BadRecord, EventStream, ReadLimits};
 
@@ -41,17 +44,48 @@ pub(crate) struct Seen<'a> {
     pub(crate) file: Option<&'a Path>,
 }
 
+/// How files are read: within `limits`, parsing only what `prefilter`
+/// admits (built from every rule the pipeline's detector runs).
+#[derive(Debug, Clone)]
+pub(crate) struct Reading {
+    pub(crate) limits: ReadLimits,
+    pub(crate) prefilter: Option<Arc<Prefilter>>,
+}
+
+impl Reading {
+    /// Starts reading `file` on a blocking thread: its records are parsed
+    /// (those the prefilter admits) while the caller works on others.
+    pub(crate) fn open(&self, file: &Path) -> std::io::Result<EventStream> {
+        let reader = std::fs::File::open(file)?;
+        Ok(EventStream::spawn_filtered(
+            reader,
+            self.limits,
+            self.prefilter.clone(),
+        ))
+    }
+}
+
+/// Files read ahead of the one being replayed, each on its own blocking
+/// thread: one per core. Each holds at most its stream's small buffer of
+/// parsed records, so memory stays flat; output stays in file order.
+fn read_ahead() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Replays every event under `paths`. An event that fails is counted and
 /// reported; the replay goes on. Files are streamed
-/// ([`vigil::sources::log_file`]) within `limits`, as the log-file function
-/// reads them, so a multi-gigabyte log file replays in flat memory, and a
-/// record that cannot be read is reported (on stderr, with its file and
-/// number) and skipped. `progress` is told every [`PROGRESS_EVERY`] events and after
-/// each file; `see` every finding and storm summary, in order.
+/// ([`vigil::sources::log_file`]) as `reading` says, as the log-file
+/// function reads them, so a multi-gigabyte log file replays in flat memory,
+/// and a record that cannot be read is reported (on stderr, with its file
+/// and number) and skipped. The next files are read and parsed on other
+/// cores meanwhile ([`read_ahead`]); their events go through the pipeline
+/// one file after the other, in input order. `progress` is told every
+/// [`PROGRESS_EVERY`] events and after each file; `see` every finding and
+/// storm summary, in order.
 pub(crate) async fn replay(
     pipeline: &Pipeline,
     paths: &[PathBuf],
-    limits: ReadLimits,
+    reading: &Reading,
     mut progress: impl FnMut(&Summary),
     mut see: impl FnMut(Seen<'_>),
 ) -> Summary {
@@ -69,22 +103,38 @@ pub(crate) async fn replay(
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
-    for file in files {
+    let mut pending = files.into_iter();
+    let mut ahead = VecDeque::new();
+    loop {
+        while ahead.len() < read_ahead() {
+            let Some(file) = pending.next() else { break };
+            let stream = reading.open(&file);
+            ahead.push_back((file, stream));
+        }
+        let Some((file, stream)) = ahead.pop_front() else {
+            break;
+        };
         summary.files += 1;
-        replay_file(
-            pipeline,
-            &file,
-            limits,
-            &mut summary,
-            &started,
-            &mut progress,
-            &mut see,
-        )
-        .await;
+        match stream {
+            Ok(events) => {
+                let mut at = At {
+                    summary: &mut summary,
+                    started: &started,
+                };
+                replay_stream(pipeline, &file, events, &mut at, &mut progress, &mut see).await
+            }
+            Err(e) => summary.errors.push(format!("{}: {e}", file.display())),
+        }
         summary.elapsed = started.elapsed();
         progress(&summary);
     }
-    // Nothing follows a replay: storm windows still open are summarized now.
+    flush(pipeline, &mut summary, &mut see).await;
+    summary.elapsed = started.elapsed();
+    summary
+}
+
+/// Nothing follows a replay: storm windows still open are summarized now.
+async fn flush(pipeline: &Pipeline, summary: &mut Summary, see: &mut impl FnMut(Seen<'_>)) {
     let flushed = pipeline.flush_storms().await;
     summary.add_summaries(&flushed);
     for processed in &flushed {
@@ -94,31 +144,31 @@ pub(crate) async fn replay(
             file: None,
         });
     }
-    summary.elapsed = started.elapsed();
-    summary
 }
 
-/// One file's events; a file that cannot be opened or read to its end is an
-/// error, and the events read before stay counted.
-async fn replay_file(
+/// The replay's counts and clock.
+pub(crate) struct At<'a> {
+    pub(crate) summary: &'a mut Summary,
+    pub(crate) started: &'a Instant,
+}
+
+/// The events of one stream (named `file` in messages) through the
+/// pipeline; a stream that cannot be read to its end is an error, and the
+/// events read before stay counted. An event no rule can find anything in
+/// costs only its count. (Another input, S3 say, calls this with its own
+/// stream; [`Reading::open`] opens a local file.)
+pub(crate) async fn replay_stream(
     pipeline: &Pipeline,
     file: &Path,
-    limits: ReadLimits,
-    summary: &mut Summary,
-    started: &Instant,
+    mut events: EventStream,
+    at: &mut At<'_>,
     progress: &mut impl FnMut(&Summary),
     see: &mut impl FnMut(Seen<'_>),
 ) {
-    let reader = match std::fs::File::open(file) {
-        Ok(r) => r,
-        Err(e) => {
-            summary.errors.push(format!("{}: {e}", file.display()));
-            return;
-        }
-    };
+    let summary = &mut *at.summary;
     let bytes_before = summary.bytes;
-    let mut events = EventStream::spawn_limited(reader, limits);
-    let mut bad = 0;
+    let (mut bad, mut counted) = (0, 0);
+    let mut next_progress = summary.events + PROGRESS_EVERY;
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
@@ -128,25 +178,20 @@ async fn replay_file(
                 continue;
             }
         };
-        summary.events += 1;
-        if summary.events.is_multiple_of(PROGRESS_EVERY) {
+        // The records the prefilter left out were read too.
+        let filtered = events.filtered() as usize;
+        summary.events += 1 + filtered - counted;
+        counted = filtered;
+        if summary.events >= next_progress {
+            next_progress = summary.events + PROGRESS_EVERY;
             summary.bytes = bytes_before + events.bytes_read();
-            summary.elapsed = started.elapsed();
+            summary.elapsed = at.started.elapsed();
             progress(summary);
         }
-        let report = match pipeline.process_event(&event).await {
-            Ok(report) => report,
-            Err(PipelineError::Delivery { report, first, .. }) => {
-                summary.errors.push(format!("{}: {first}", file.display()));
-                *report
-            }
-            Err(e) => {
-                summary.errors.push(format!("{}: {e}", file.display()));
-                continue;
-            }
-        };
-        summary.add(&report);
-        show(&report, file, see);
+        if pipeline.finds_nothing(&event) {
+            continue;
+        }
+        process(pipeline, file, &event, summary, see).await;
     }
     summary.bytes = bytes_before + events.bytes_read();
     if bad > REPORTED_BAD_RECORDS {
@@ -155,9 +200,33 @@ async fn replay_file(
             .errors
             .push(format!("{}: {more} more records skipped", file.display()));
     }
-    if let Err(e) = events.finish().await {
-        summary.errors.push(format!("{}: {e}", file.display()));
+    match events.finish().await {
+        Ok(stats) => summary.events += stats.filtered as usize - counted,
+        Err(e) => summary.errors.push(format!("{}: {e}", file.display())),
     }
+}
+
+/// One event through the whole pipeline.
+async fn process(
+    pipeline: &Pipeline,
+    file: &Path,
+    event: &serde_json::Value,
+    summary: &mut Summary,
+    see: &mut impl FnMut(Seen<'_>),
+) {
+    let report = match pipeline.process_event(event).await {
+        Ok(report) => report,
+        Err(PipelineError::Delivery { report, first, .. }) => {
+            summary.errors.push(format!("{}: {first}", file.display()));
+            *report
+        }
+        Err(e) => {
+            summary.errors.push(format!("{}: {e}", file.display()));
+            return;
+        }
+    };
+    summary.add(&report);
+    show(&report, file, see);
 }
 
 /// A record that cannot be read: an error, said on stderr as it is found

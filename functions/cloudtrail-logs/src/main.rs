@@ -19,7 +19,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 use vigil::app::{self, FunctionSpec};
-use vigil::detect::Detector;
+use vigil::detect::{Detector, Prefilter};
 use vigil::logfiles::{self, LogFileSettings, S3LogFiles};
 use vigil::Source;
 
@@ -29,14 +29,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         name: "cloudtrail-logs",
         sources: &[Source::CloudTrail],
     };
+    // Built from the very rules the detector runs (silent ones included):
+    // records none of them may match are never parsed.
+    let mut prefilter = None;
     let function = app::start_function(&spec, |config| {
         let rules = app::detection_rules(config)?;
+        prefilter = Some(Arc::new(Prefilter::new(rules.rules())));
         Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
     })
     .await?;
     let settings = LogFileSettings::from_env()?;
-    let files =
+    let mut files =
         S3LogFiles::new(aws_sdk_s3::Client::new(&function.sdk)).with_limits(settings.limits);
+    if let Some(prefilter) = prefilter {
+        files = files.with_prefilter(prefilter);
+    }
     let (function, files, settings) = (&function, &files, &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let (telemetry, pipeline) = (&function.telemetry, &function.pipeline);

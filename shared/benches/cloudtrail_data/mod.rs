@@ -393,3 +393,81 @@ pub fn log_file(seed: u64, count: usize) -> Vec<u8> {
     out.extend_from_slice(b"]}");
     out
 }
+
+/// Which records a benchmark runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// The generator's organization-trail mix.
+    Default,
+    /// Only its read-only calls (`readOnly: true`): what most of a trail is.
+    ReadOnly,
+    /// Only records some bundled rule matches (a pool of distinct ones,
+    /// repeated): the worst case for the pipeline.
+    AllMatching,
+}
+
+impl Mix {
+    pub const ALL: [Mix; 3] = [Mix::Default, Mix::ReadOnly, Mix::AllMatching];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::Default => "default",
+            Mix::ReadOnly => "read-only",
+            Mix::AllMatching => "all-matching",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mix> {
+        Mix::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// Distinct records of the all-matching pool, at most.
+const POOL: usize = 2_000;
+
+/// `count` records of `mix`; `matches` tells which records some rule
+/// matches (for [`Mix::AllMatching`]).
+pub fn mix_records(
+    seed: u64,
+    count: usize,
+    mix: Mix,
+    matches: &dyn Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let mut g = Generator::new(seed);
+    let keep = |r: &Value| match mix {
+        Mix::Default => true,
+        Mix::ReadOnly => r["readOnly"] == json!(true),
+        Mix::AllMatching => matches(r),
+    };
+    let want = match mix {
+        Mix::AllMatching => count.min(POOL),
+        _ => count,
+    };
+    let mut pool = Vec::with_capacity(want);
+    // The generator's rarest matching records come once in thousands.
+    for _ in 0..want.saturating_mul(200).max(1_000_000) {
+        if pool.len() == want {
+            break;
+        }
+        let r = g.record();
+        if keep(&r) {
+            pool.push(r);
+        }
+    }
+    assert!(!pool.is_empty(), "no {} records generated", mix.name());
+    pool.iter().cycle().take(count).cloned().collect()
+}
+
+/// A log file body (`{"Records":[...]}`) of `records`.
+pub fn log_file_of(records: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 1400);
+    out.extend_from_slice(b"{\"Records\":[");
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, r).expect("a Value serializes");
+    }
+    out.extend_from_slice(b"]}");
+    out
+}

@@ -134,7 +134,10 @@ async fn process_file(
     if let Some(e) = failure {
         return Err(e);
     }
-    report.bytes = stats?.bytes;
+    let stats = stats?;
+    // Records the prefilter left out were read too (no rule may match them).
+    report.records += stats.filtered;
+    report.bytes = stats.bytes;
     // Only a file read to its end: a failed one is read again, and its
     // events must not be counted twice.
     correlate_file(pipeline, &observations, &mut report).await;

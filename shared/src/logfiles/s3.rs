@@ -1,6 +1,9 @@
 //! [`LogFiles`] in S3.
 
+use std::sync::Arc;
+
 use super::{LogFileError, LogFiles};
+use crate::detect::Prefilter;
 use crate::sources::log_file::{EventStream, ReadLimits};
 use crate::sources::s3_notifications::ObjectRef;
 
@@ -9,6 +12,8 @@ use crate::sources::s3_notifications::ObjectRef;
 pub struct S3LogFiles {
     client: aws_sdk_s3::Client,
     limits: ReadLimits,
+    /// Records no loaded rule may match are left unparsed (see [`Prefilter`]).
+    prefilter: Option<Arc<Prefilter>>,
 }
 
 impl S3LogFiles {
@@ -16,12 +21,20 @@ impl S3LogFiles {
         S3LogFiles {
             client,
             limits: ReadLimits::default(),
+            prefilter: None,
         }
     }
 
     /// Reads every file within `limits`.
     pub fn with_limits(mut self, limits: ReadLimits) -> S3LogFiles {
         self.limits = limits;
+        self
+    }
+
+    /// Parses only the records `prefilter` admits. It must be built from
+    /// every rule the pipeline's detector runs, or findings are lost.
+    pub fn with_prefilter(mut self, prefilter: Arc<Prefilter>) -> S3LogFiles {
+        self.prefilter = Some(prefilter);
         self
     }
 }
@@ -40,9 +53,10 @@ impl LogFiles for S3LogFiles {
                 object: object.to_string(),
                 message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
             })?;
-        Ok(EventStream::from_async_limited(
+        Ok(EventStream::from_async_filtered(
             out.body.into_async_read(),
             self.limits,
+            self.prefilter.clone(),
         ))
     }
 }

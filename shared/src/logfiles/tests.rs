@@ -340,3 +340,36 @@ async fn the_batch_stops_at_its_cutoff_and_fails_only_what_it_did_not_finish() {
     assert_eq!(failed, ["m2", "m3"]);
     assert_eq!(sink.sent().len(), 1, "only a alerted");
 }
+
+#[tokio::test]
+async fn a_prefiltered_file_reports_what_the_whole_parse_does() {
+    // A prefilter for the names the test detector matches.
+    let rule = crate::detect::Rule::parse(
+        "t.yml",
+        "title: t\nlogsource: {product: aws, service: cloudtrail}\nlevel: high\n\
+         detection:\n  s:\n    eventName: [StopLogging, ListBuckets]\n  condition: s\n",
+    )
+    .unwrap();
+    let filter = Arc::new(crate::detect::Prefilter::new([&rule]));
+    let bytes = gzip(&log_file(&[
+        "GetObject",
+        "StopLogging",
+        "ListBuckets",
+        "AssumeRole",
+    ]));
+    let mut reports = Vec::new();
+    for prefilter in [None, Some(filter)] {
+        let sink = MemorySink::new();
+        let stream = EventStream::spawn_filtered(
+            std::io::Cursor::new(bytes.clone()),
+            crate::sources::log_file::ReadLimits::default(),
+            prefilter,
+        );
+        let report = process_file(&pipeline(sink.clone()), &object("f"), stream, None)
+            .await
+            .unwrap();
+        reports.push((report, sink.sent().len()));
+    }
+    assert_eq!(reports[0], reports[1]);
+    assert_eq!((reports[1].0.records, reports[1].0.matched), (4, 2));
+}

@@ -21,6 +21,7 @@
 
 pub mod input;
 mod limits;
+mod split;
 mod visit;
 
 use std::io::{BufRead, BufReader, Read};
@@ -34,6 +35,7 @@ use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use crate::detect::Prefilter;
 use limits::{Capped, Progress};
 pub use limits::{LimitExceeded, ReadLimits, DEFAULT_FILE_BYTES, DEFAULT_RECORD_BYTES};
 use visit::{Sink, TopLevel};
@@ -89,6 +91,9 @@ pub struct StreamStats {
     pub events: u64,
     /// Records handed over as [`BadRecord`]s.
     pub skipped: u64,
+    /// Records the prefilter left out, unparsed: no loaded rule can match
+    /// them. The file's records are `events + skipped + filtered`.
+    pub filtered: u64,
     /// Bytes read from the source (compressed, when it was gzip).
     pub bytes: u64,
     /// Bytes after decompression.
@@ -124,18 +129,42 @@ pub fn stream_records<R: Read>(
     limits: ReadLimits,
     emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
-    stream_counted(reader, limits, &AtomicU64::new(0), emit)
+    stream_counted(reader, limits, &Counters::default(), None, emit)
 }
 
-/// [`stream_records`], adding the bytes read to `bytes` as it goes (for
-/// progress shown from another thread). `emit` gets each record and the
-/// length of its text.
+/// [`stream_records`] handing over only the records `filter` admits (the
+/// others are counted in [`StreamStats::filtered`], never parsed).
+pub fn stream_filtered<R: Read>(
+    reader: R,
+    limits: ReadLimits,
+    filter: &Prefilter,
+    emit: &mut dyn FnMut(Record, usize) -> bool,
+) -> Result<StreamStats, DecodeError> {
+    stream_counted(reader, limits, &Counters::default(), Some(filter), emit)
+}
+
+/// What a reader thread counts for the consumer to read as it goes.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Bytes read from the source.
+    bytes: AtomicU64,
+    /// Records the prefilter left out.
+    filtered: AtomicU64,
+    /// The consumer has gone.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// [`stream_records`], adding the bytes read and the records filtered out
+/// to `counters` as it goes (for progress shown from another thread).
+/// `emit` gets each record and the length of its text.
 fn stream_counted<R: Read>(
     reader: R,
     limits: ReadLimits,
-    bytes: &AtomicU64,
+    counters: &Counters,
+    filter: Option<&Prefilter>,
     emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
+    let bytes = &counters.bytes;
     let start = bytes.load(Ordering::Relaxed);
     let mut raw = BufReader::with_capacity(
         BUFFER,
@@ -153,6 +182,10 @@ fn stream_counted<R: Read>(
         stopped: false,
         progress: progress.clone(),
         record_bytes: limits.record_bytes,
+        filter,
+        filtered: 0,
+        filtered_total: &counters.filtered,
+        cancelled: &|| counters.closed.load(Ordering::Relaxed),
     };
     let capped = |inner| Capped {
         inner,
@@ -161,14 +194,11 @@ fn stream_counted<R: Read>(
         progress: progress.clone(),
     };
     let parsed = match gzip {
-        true => parse(
-            BufReader::with_capacity(BUFFER, capped(Decompressed::Gzip(MultiGzDecoder::new(raw)))),
+        true => split::parse_log(
+            capped(Decompressed::Gzip(MultiGzDecoder::new(raw))),
             &mut sink,
         ),
-        false => parse(
-            BufReader::with_capacity(BUFFER, capped(Decompressed::Plain(raw))),
-            &mut sink,
-        ),
+        false => split::parse_log(capped(Decompressed::Plain(raw)), &mut sink),
     };
     match (parsed, progress.exceeded.get()) {
         (Err(_), Some(limit)) => return Err(DecodeError::TooLarge(limit)),
@@ -179,6 +209,7 @@ fn stream_counted<R: Read>(
     Ok(StreamStats {
         events: sink.events,
         skipped: sink.skipped,
+        filtered: sink.filtered,
         bytes: bytes.load(Ordering::Relaxed) - start,
         decompressed: progress.read.get(),
         stopped: sink.stopped,
@@ -250,7 +281,19 @@ type InFlight = (Record, OwnedSemaphorePermit);
 pub struct EventStream {
     rx: mpsc::Receiver<InFlight>,
     reader: tokio::task::JoinHandle<Result<StreamStats, DecodeError>>,
-    bytes: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+    /// Tells the reader the consumer has gone, however the stream ends.
+    _closer: Closer,
+}
+
+/// Sets [`Counters::closed`] when dropped: the reader then stops at its next
+/// record, even one the consumer would never have seen.
+struct Closer(Arc<Counters>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Relaxed);
+    }
 }
 
 impl EventStream {
@@ -262,9 +305,19 @@ impl EventStream {
 
     /// [`EventStream::spawn`] within `limits`.
     pub fn spawn_limited<R: Read + Send + 'static>(reader: R, limits: ReadLimits) -> EventStream {
+        EventStream::spawn_filtered(reader, limits, None)
+    }
+
+    /// [`EventStream::spawn_limited`], handing over only the records
+    /// `filter` admits (see [`stream_filtered`]).
+    pub fn spawn_filtered<R: Read + Send + 'static>(
+        reader: R,
+        limits: ReadLimits,
+        filter: Option<Arc<Prefilter>>,
+    ) -> EventStream {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let bytes = Arc::new(AtomicU64::new(0));
-        let counter = bytes.clone();
+        let counters = Arc::new(Counters::default());
+        let counter = counters.clone();
         let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES));
         let runtime = tokio::runtime::Handle::current();
         let reader = tokio::task::spawn_blocking(move || {
@@ -275,9 +328,14 @@ impl EventStream {
                     Err(_) => false,
                 }
             };
-            stream_counted(reader, limits, &counter, &mut emit)
+            stream_counted(reader, limits, &counter, filter.as_deref(), &mut emit)
         });
-        EventStream { rx, reader, bytes }
+        EventStream {
+            rx,
+            reader,
+            _closer: Closer(counters.clone()),
+            counters,
+        }
     }
 
     /// Reads an async source (an S3 object body) through
@@ -291,8 +349,17 @@ impl EventStream {
         reader: R,
         limits: ReadLimits,
     ) -> EventStream {
+        EventStream::from_async_filtered(reader, limits, None)
+    }
+
+    /// [`EventStream::from_async_limited`] with a prefilter.
+    pub fn from_async_filtered<R: AsyncRead + Send + 'static>(
+        reader: R,
+        limits: ReadLimits,
+        filter: Option<Arc<Prefilter>>,
+    ) -> EventStream {
         let bridge = tokio_util::io::SyncIoBridge::new(Box::pin(reader));
-        EventStream::spawn_limited(bridge, limits)
+        EventStream::spawn_filtered(bridge, limits, filter)
     }
 
     /// The next record, or `None` at the end (or when reading failed:
@@ -303,7 +370,12 @@ impl EventStream {
 
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.counters.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Records the prefilter left out so far.
+    pub fn filtered(&self) -> u64 {
+        self.counters.filtered.load(Ordering::Relaxed)
     }
 
     /// Stops taking events and waits for the reader: its counts, or why it
@@ -494,16 +566,31 @@ mod tests {
     }
 
     #[test]
-    fn invalid_json_after_a_record_keeps_the_records_before() {
-        let file = br#"{"Records":[{"eventName":"A"},{"eventName":"B"},{"eventName": nope}]}"#;
+    fn invalid_json_inside_a_record_is_one_bad_record() {
+        // Split from a log file: the record's brackets balance, so only it is bad.
+        let file = br#"{"Records":[{"eventName":"A"},{"eventName": nope},{"eventName":"C"}]}"#;
         let (got, result) = records(file, ReadLimits::default());
-        assert_eq!(got.len(), 2);
-        match result {
-            Err(DecodeError::Format { records, message }) => {
-                assert_eq!(records, 2);
-                assert!(message.contains("column"), "{message}");
+        let stats = result.unwrap();
+        assert_eq!((stats.events, stats.skipped), (2, 1));
+        assert_eq!(got[1].as_ref().unwrap_err().record, 2);
+        assert_eq!(got[2].as_ref().unwrap()["eventName"], "C");
+    }
+
+    #[test]
+    fn broken_structure_after_a_record_keeps_the_records_before() {
+        for file in [
+            &br#"{"Records":[{"eventName":"A"},{"eventName":"B"} {"eventName":"C"}]}"#[..],
+            br#"[{"eventName":"A"},{"eventName":"B"},{"eventName": nope}]"#,
+        ] {
+            let (got, result) = records(file, ReadLimits::default());
+            assert_eq!(got.len(), 2, "{}", String::from_utf8_lossy(file));
+            match result {
+                Err(DecodeError::Format { records, message }) => {
+                    assert_eq!(records, 2);
+                    assert!(!message.is_empty());
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
     }
 

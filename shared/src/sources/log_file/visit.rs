@@ -8,13 +8,15 @@
 //! record ([`BadRecord`]), not the end of the file.
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::limits::{LimitExceeded, Progress};
-use super::{BadRecord, Record};
+use super::{BadRecord, DecodeError, Record};
+use crate::detect::{Prefilter, Screen};
 
 /// Where events go, and what went there.
 pub(super) struct Sink<'a> {
@@ -26,12 +28,20 @@ pub(super) struct Sink<'a> {
     pub(super) stopped: bool,
     pub(super) progress: Rc<Progress>,
     pub(super) record_bytes: u64,
+    /// Records no loaded rule can match are counted here, not parsed.
+    pub(super) filter: Option<&'a Prefilter>,
+    /// Records the filter left out (also added to `filtered_total`, which
+    /// another thread may read while the file is read).
+    pub(super) filtered: u64,
+    pub(super) filtered_total: &'a AtomicU64,
+    /// Whether the consumer has gone (checked on records it never sees).
+    pub(super) cancelled: &'a dyn Fn() -> bool,
 }
 
 impl Sink<'_> {
     /// The number (1-based) of the next record in the file.
     pub(super) fn next_record(&self) -> u64 {
-        self.events + self.skipped + 1
+        self.events + self.skipped + self.filtered + 1
     }
 
     /// The bytes that follow are the next record.
@@ -39,10 +49,51 @@ impl Sink<'_> {
         self.progress.start_record(self.next_record());
     }
 
+    /// One record's bytes, split from a log file (see `split`).
+    pub(super) fn slice<E: de::Error>(&mut self, bytes: &[u8]) -> Result<(), E> {
+        self.check_size(bytes.len())?;
+        if self.skip(bytes)? {
+            return Ok(());
+        }
+        let record = self.next_record();
+        let parsed =
+            serde_json::from_slice::<Value>(bytes).map_err(|error| BadRecord { record, error });
+        self.emit(parsed, bytes.len())
+    }
+
+    /// Whether the prefilter leaves the record out (counted); fails when
+    /// the consumer has gone.
+    fn skip<E: de::Error>(&mut self, bytes: &[u8]) -> Result<bool, E> {
+        let Some(filter) = self.filter else {
+            return Ok(false);
+        };
+        if filter.screen(bytes) == Screen::Parse {
+            return Ok(false);
+        }
+        if (self.cancelled)() {
+            self.stopped = true;
+            return Err(E::custom("consumer stopped"));
+        }
+        self.filtered += 1;
+        self.filtered_total.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// The record being read is over its limit.
+    pub(super) fn too_large(&self) -> DecodeError {
+        DecodeError::Io(self.progress.exceed(LimitExceeded::Record {
+            record: self.next_record(),
+            limit: self.record_bytes,
+        }))
+    }
+
     /// One event, captured whole.
     fn raw<E: de::Error>(&mut self, raw: Box<RawValue>) -> Result<(), E> {
         let len = raw.get().len();
         self.check_size(len)?;
+        if self.skip(raw.get().as_bytes())? {
+            return Ok(());
+        }
         let record = self.next_record();
         let parsed =
             serde_json::from_str::<Value>(raw.get()).map_err(|error| BadRecord { record, error });
