@@ -80,7 +80,7 @@ impl RuleKind {
     pub fn of(tags: &[String], origin: &str) -> RuleKind {
         let tagged = tags
             .iter()
-            .any(|t| t.len() > 4 && t[..4].eq_ignore_ascii_case("cis."));
+            .any(|t| t.len() > 4 && t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("cis.")));
         let origin = origin.strip_prefix("bundled:").unwrap_or(origin);
         let placed = origin.starts_with("cis/") || origin.contains("/cis/");
         if tagged || placed {

@@ -128,6 +128,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_is_a_control_by_its_cis_tag_or_folder_and_odd_tags_do_not_panic() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            RuleKind::of(&tags(&["CIS.4.5"]), "x.yml"),
+            RuleKind::Control
+        );
+        assert_eq!(RuleKind::of(&[], "bundled:cis/a.yml"), RuleKind::Control);
+        assert_eq!(RuleKind::of(&[], "rules/cis/a.yml"), RuleKind::Control);
+        assert_eq!(
+            RuleKind::of(&tags(&["attack.t1530"]), "a.yml"),
+            RuleKind::Attack
+        );
+        // Found by the fuzz test: a multi-byte character across byte 4.
+        let odd = tags(&["at\u{0cb3}\u{1e05a}\u{a5}R\u{a5}.t1530", "ci\u{e9}.1"]);
+        assert_eq!(RuleKind::of(&odd, "a.yml"), RuleKind::Attack);
+    }
+
+    #[test]
     fn attempts_count_at_low_at_most() {
         let high = meta("high", Severity::High, RuleKind::Attack);
         let info = meta("info", Severity::Informational, RuleKind::Attack);
