@@ -8,16 +8,16 @@
 //! and nothing is written to disk. Credentials are the user's default chain;
 //! `AWS_ENDPOINT_URL` points the client elsewhere (moto in tests).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use vigil::logfiles::{LogFiles, S3LogFiles};
-use vigil::pipeline::{EventReport, Pipeline, PipelineError};
+use vigil::pipeline::Pipeline;
 use vigil::sources::log_file::ReadLimits;
 use vigil::sources::s3_notifications::ObjectRef;
 
 use super::summary::Summary;
-use super::walk::{Kind, Seen};
+use super::walk::{self, Seen};
 use crate::progress::{self, ProgressLine};
 
 /// Unreadable records of one object said one by one; the rest are counted.
@@ -168,15 +168,7 @@ pub(crate) async fn replay(
         tick(&summary);
     }
     line.clear();
-    let flushed = pipeline.flush_storms().await;
-    summary.add_summaries(&flushed);
-    for processed in &flushed {
-        see(Seen {
-            processed,
-            kind: Kind::StormSummary,
-            file: None,
-        });
-    }
+    walk::flush(pipeline, &mut summary, &mut see).await;
     summary.elapsed = started.elapsed();
     summary
 }
@@ -243,10 +235,7 @@ async fn replay_object(
             summary.elapsed = elapsed_before + started.elapsed();
             tick(summary);
         }
-        if let Some(report) = process(pipeline, &event, &name, summary).await {
-            summary.add(&report);
-            show(&report, &name, see);
-        }
+        walk::process(pipeline, &name, &event, summary, see).await;
     }
     summary.bytes = bytes_before + events.bytes_read();
     if bad > REPORTED_BAD_RECORDS {
@@ -257,39 +246,6 @@ async fn replay_object(
     }
     if let Err(e) = events.finish().await {
         summary.errors.push(format!("{}: {e}", name.display()));
-    }
-}
-
-/// One event through the pipeline; a failure is an error of the replay.
-async fn process(
-    pipeline: &Pipeline,
-    event: &serde_json::Value,
-    name: &Path,
-    summary: &mut Summary,
-) -> Option<EventReport> {
-    match pipeline.process_event(event).await {
-        Ok(report) => Some(report),
-        Err(PipelineError::Delivery { report, first, .. }) => {
-            summary.errors.push(format!("{}: {first}", name.display()));
-            Some(*report)
-        }
-        Err(e) => {
-            summary.errors.push(format!("{}: {e}", name.display()));
-            None
-        }
-    }
-}
-
-/// The event's findings, then the storm summaries it sent.
-fn show(report: &EventReport, file: &Path, see: &mut impl FnMut(Seen<'_>)) {
-    let findings = report.findings.iter().map(|p| (p, Kind::Finding));
-    let summaries = report.summaries.iter().map(|p| (p, Kind::StormSummary));
-    for (processed, kind) in findings.chain(summaries) {
-        see(Seen {
-            processed,
-            kind,
-            file: Some(file),
-        });
     }
 }
 

@@ -134,7 +134,11 @@ pub(crate) async fn replay(
 }
 
 /// Nothing follows a replay: storm windows still open are summarized now.
-async fn flush(pipeline: &Pipeline, summary: &mut Summary, see: &mut impl FnMut(Seen<'_>)) {
+pub(super) async fn flush(
+    pipeline: &Pipeline,
+    summary: &mut Summary,
+    see: &mut impl FnMut(Seen<'_>),
+) {
     let flushed = pipeline.flush_storms().await;
     summary.add_summaries(&flushed);
     for processed in &flushed {
@@ -206,8 +210,8 @@ pub(crate) async fn replay_stream(
     }
 }
 
-/// One event through the whole pipeline.
-async fn process(
+/// One event through the whole pipeline (local files and S3 objects alike).
+pub(super) async fn process(
     pipeline: &Pipeline,
     file: &Path,
     event: &serde_json::Value,
