@@ -14,8 +14,10 @@
 //! before that point were handed over.
 //!
 //! Its consumer (the pipeline, in [`crate::logfiles`] and `vigil replay`)
-//! works while the next records are parsed; at most `CHANNEL_CAPACITY`
-//! records, and about `IN_FLIGHT_BYTES` of them, are in flight.
+//! works while the next records are parsed. Records cross in batches of up
+//! to `BATCH_RECORDS` (one wake-up of the consumer a batch, not a record);
+//! at most `CHANNEL_CAPACITY` batches, and about `IN_FLIGHT_BYTES` of
+//! records, are in flight.
 //!
 //! [`input`] reads the same forms whole, from files and folders.
 
@@ -40,8 +42,17 @@ use limits::{Capped, Progress};
 pub use limits::{LimitExceeded, ReadLimits, DEFAULT_FILE_BYTES, DEFAULT_RECORD_BYTES};
 use visit::{Sink, TopLevel};
 
-/// Records parsed ahead of the pipeline, at most.
-const CHANNEL_CAPACITY: usize = 64;
+/// Batches parsed ahead of the pipeline, at most.
+const CHANNEL_CAPACITY: usize = 4;
+
+/// Records a batch holds at most: enough that handing over costs little
+/// beside parsing (a wake-up and a permit per record cost about as much as
+/// the prefilter's scan), few enough that the consumer starts early.
+const BATCH_RECORDS: usize = 32;
+
+/// A batch is handed over once its records' raw bytes reach this, so a few
+/// large records do not wait for more.
+const BATCH_BYTES: usize = 256 << 10;
 
 /// Raw bytes of the records parsed ahead of the pipeline, about, at most: a
 /// parsed record takes a few times its text, so this keeps the records in
@@ -271,15 +282,18 @@ fn parse<R: Read>(reader: R, sink: &mut Sink<'_>) -> Result<(), DecodeError> {
     }
 }
 
-/// A record on its way, holding its share of [`IN_FLIGHT_BYTES`].
-type InFlight = (Record, OwnedSemaphorePermit);
+/// Records on their way, holding their share of [`IN_FLIGHT_BYTES`].
+type InFlight = (Vec<Record>, OwnedSemaphorePermit);
 
-/// Events parsed on a blocking thread, handed over one at a time.
+/// Events parsed on a blocking thread, handed over in batches.
 ///
 /// Dropping the stream (or calling [`EventStream::finish`] early) stops the
 /// reader at its next record.
 pub struct EventStream {
     rx: mpsc::Receiver<InFlight>,
+    /// The batch being taken, and its permit (released when it is used up).
+    current: std::vec::IntoIter<Record>,
+    share: Option<OwnedSemaphorePermit>,
     reader: tokio::task::JoinHandle<Result<StreamStats, DecodeError>>,
     counters: Arc<Counters>,
     /// Tells the reader the consumer has gone, however the stream ends.
@@ -293,6 +307,45 @@ struct Closer(Arc<Counters>);
 impl Drop for Closer {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The reader's side of the channel: gathers records into a batch and sends
+/// it, within the byte budget, when it is full.
+struct Batcher {
+    tx: mpsc::Sender<InFlight>,
+    budget: Arc<Semaphore>,
+    runtime: tokio::runtime::Handle,
+    records: Vec<Record>,
+    bytes: usize,
+}
+
+impl Batcher {
+    /// Adds a record of `len` raw bytes; false once the consumer has gone.
+    fn push(&mut self, record: Record, len: usize) -> bool {
+        self.records.push(record);
+        self.bytes += len.max(1);
+        if self.records.len() < BATCH_RECORDS && self.bytes < BATCH_BYTES {
+            return true;
+        }
+        self.send()
+    }
+
+    /// Sends what is gathered (nothing to send is a success).
+    fn send(&mut self) -> bool {
+        if self.records.is_empty() {
+            return true;
+        }
+        let share = u32::try_from(self.bytes.min(IN_FLIGHT_BYTES)).unwrap_or(u32::MAX);
+        self.bytes = 0;
+        let records = std::mem::replace(&mut self.records, Vec::with_capacity(BATCH_RECORDS));
+        match self
+            .runtime
+            .block_on(self.budget.clone().acquire_many_owned(share))
+        {
+            Ok(permit) => self.tx.blocking_send((records, permit)).is_ok(),
+            Err(_) => false,
+        }
     }
 }
 
@@ -318,20 +371,24 @@ impl EventStream {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let counters = Arc::new(Counters::default());
         let counter = counters.clone();
-        let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES));
-        let runtime = tokio::runtime::Handle::current();
+        let mut batcher = Batcher {
+            tx,
+            budget: Arc::new(Semaphore::new(IN_FLIGHT_BYTES)),
+            runtime: tokio::runtime::Handle::current(),
+            records: Vec::with_capacity(BATCH_RECORDS),
+            bytes: 0,
+        };
         let reader = tokio::task::spawn_blocking(move || {
-            let mut emit = |record: Record, len: usize| {
-                let share = u32::try_from(len.clamp(1, IN_FLIGHT_BYTES)).unwrap_or(u32::MAX);
-                match runtime.block_on(budget.clone().acquire_many_owned(share)) {
-                    Ok(permit) => tx.blocking_send((record, permit)).is_ok(),
-                    Err(_) => false,
-                }
-            };
-            stream_counted(reader, limits, &counter, filter.as_deref(), &mut emit)
+            let mut emit = |record: Record, len: usize| batcher.push(record, len);
+            let stats = stream_counted(reader, limits, &counter, filter.as_deref(), &mut emit);
+            // The records read before an error are handed over too.
+            batcher.send();
+            stats
         });
         EventStream {
             rx,
+            current: Vec::new().into_iter(),
+            share: None,
             reader,
             _closer: Closer(counters.clone()),
             counters,
@@ -365,7 +422,15 @@ impl EventStream {
     /// The next record, or `None` at the end (or when reading failed:
     /// [`EventStream::finish`] says which).
     pub async fn next(&mut self) -> Option<Record> {
-        self.rx.recv().await.map(|(record, _share)| record)
+        loop {
+            if let Some(record) = self.current.next() {
+                return Some(record);
+            }
+            self.share = None;
+            let (batch, share) = self.rx.recv().await?;
+            self.current = batch.into_iter();
+            self.share = Some(share);
+        }
     }
 
     /// Bytes read so far.
