@@ -162,8 +162,9 @@ fn every_json_line_follows_the_schema_and_the_lines_add_up_to_the_summary() {
             "{decision}"
         );
     }
-    // Trace ids lead from a line to its spans and logs.
-    assert!(findings.iter().all(|l| l["trace_id"].is_string()));
+    // Trace ids lead from a line to its spans; with no OTLP endpoint no span
+    // is recorded (a replay pays for none), so a line names no trace.
+    assert!(findings.iter().all(|l| l["trace_id"].is_null()));
 }
 
 #[test]

@@ -79,6 +79,8 @@ struct Inner {
     recorder: Recorder,
     metrics: Arc<dyn MetricsSink>,
     tracing: traces::Tracing,
+    /// Whether spans reach OpenTelemetry ([`records_spans`]).
+    records_spans: bool,
     /// True until the first invocation starts.
     cold: Arc<AtomicBool>,
 }
@@ -143,6 +145,7 @@ impl Telemetry {
         let metrics = metrics.unwrap_or_else(|| metrics_sink(&config, &options));
         let cold = Arc::new(AtomicBool::new(true));
         let subscriber = subscriber(&config, &options, &spans, cold.clone())?;
+        let records_spans = records_spans(&config, &options);
         if let Some(e) = problem {
             tracing::dispatcher::with_default(&subscriber, || {
                 tracing::error!(error = %e, "spans are not exported");
@@ -158,6 +161,7 @@ impl Telemetry {
                 recorder,
                 metrics,
                 tracing: spans,
+                records_spans,
                 cold,
             }),
         };
@@ -179,11 +183,17 @@ impl Telemetry {
     }
 
     /// Adds telemetry to a pipeline: trace context on findings and alerts,
-    /// metrics in each event's `metrics` span.
-    pub fn instrument(&self, builder: PipelineBuilder) -> PipelineBuilder {
+    /// metrics in each event's `metrics` span. Without spans there is no
+    /// trace to name, and without spans or metrics nothing to observe: the
+    /// pipeline then skips both (a CLI replay with telemetry off).
+    pub fn instrument(&self, mut builder: PipelineBuilder) -> PipelineBuilder {
+        if self.inner.records_spans {
+            builder = builder.trace_context(Arc::new(current_trace_context));
+        }
+        if self.inner.records_spans || self.inner.metrics.keeps_records() {
+            builder = builder.observer(self.observer());
+        }
         builder
-            .trace_context(Arc::new(current_trace_context))
-            .observer(self.observer())
     }
 
     /// Records each event's failure on its span, and its metrics (in a
@@ -284,8 +294,16 @@ fn metrics_sink(config: &TelemetryConfig, options: &TelemetryOptions) -> Arc<dyn
     }
 }
 
+/// Whether spans go to OpenTelemetry: always in a Lambda function (their
+/// X-Ray ids join logs, metrics and alerts even when nothing is exported);
+/// elsewhere (the CLI) only when they are exported, so a replay of millions
+/// of events pays for no span nobody will see.
+fn records_spans(config: &TelemetryConfig, options: &TelemetryOptions) -> bool {
+    options.lambda || config.export.is_some()
+}
+
 /// The `tracing` dispatcher: JSON log lines at the configured level, and
-/// spans to OpenTelemetry.
+/// spans to OpenTelemetry (see [`records_spans`]).
 fn subscriber(
     config: &TelemetryConfig,
     options: &TelemetryOptions,
@@ -312,13 +330,15 @@ fn subscriber(
         .with_default(LevelFilter::INFO)
         .with_target("lambda_runtime", LevelFilter::OFF)
         .with_target("lambda_runtime_api_client", LevelFilter::OFF);
-    let otel_layer = tracing_opentelemetry::layer()
-        .with_tracer(tracing.tracer())
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_tracked_inactivity(false)
-        .with_filter(otel_filter);
+    let otel_layer = records_spans(config, options).then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracing.tracer())
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(otel_filter)
+    });
     let subscriber = tracing_subscriber::registry()
         .with(otel_layer)
         .with(log_layer);

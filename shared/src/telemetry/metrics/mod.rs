@@ -214,6 +214,11 @@ pub trait MetricsSink: Send + Sync {
     fn flush(&self) -> FlushFuture<'_> {
         Box::pin(async { Ok(0) })
     }
+    /// False when records are thrown away: callers may then skip building
+    /// them.
+    fn keeps_records(&self) -> bool {
+        true
+    }
 }
 
 /// Metrics off (`VIGIL_METRICS=off`).
@@ -225,6 +230,9 @@ impl MetricsSink for NoMetrics {
         "off"
     }
     fn record(&self, _record: MetricRecord) {}
+    fn keeps_records(&self) -> bool {
+        false
+    }
 }
 
 /// Which sink a function uses (`VIGIL_METRICS`).
