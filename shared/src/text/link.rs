@@ -124,7 +124,10 @@ fn plain_url(url: &str) -> Option<Url> {
         && url.bytes().all(|b| {
             b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\' | b'`' | b'|')
         });
-    let parsed = Url::parse(url).ok().filter(|_| written_plainly)?;
+    if !written_plainly {
+        return None;
+    }
+    let parsed = Url::parse(url).ok()?;
     (parsed.username().is_empty() && parsed.password().is_none()).then_some(parsed)
 }
 
@@ -165,6 +168,14 @@ fn next_url(s: &str) -> Option<(usize, usize)> {
 /// `hxxps://evil[.]example/path`, `www[.]evil[.]example`, `ftp[:]//host`.
 /// A reader can still copy it; no client makes it a link.
 pub(crate) fn defang(s: &str) -> String {
+    // Most text holds no URL: one scan, one copy.
+    let may_hold_url = s.contains("://")
+        || s.as_bytes()
+            .windows(4)
+            .any(|w| w.eq_ignore_ascii_case(b"www."));
+    if !may_hold_url {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len() + 16);
     let mut rest = s;
     while let Some((start, host)) = next_url(rest) {
@@ -288,5 +299,20 @@ mod tests {
         assert_eq!(defang("plain arn:aws:s3:::b.c"), "plain arn:aws:s3:::b.c");
         let many = "www.".repeat(10_000);
         assert!(!defang(&many).contains("www.e"));
+    }
+
+    #[test]
+    fn text_without_a_url_is_left_as_it_is_and_www_is_found_in_any_case() {
+        for s in ["no link here", "a.b.c dots", "ftp:/almost", ""] {
+            assert_eq!(defang(s), s);
+        }
+        assert_eq!(
+            defang("see WWW.evil.example now"),
+            "see WWW[.]evil[.]example now"
+        );
+        assert_eq!(
+            defang("x hTTps://evil.example/p"),
+            "x hxxps://evil[.]example/p"
+        );
     }
 }

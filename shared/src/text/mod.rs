@@ -195,7 +195,7 @@ impl<C> fmt::Display for Safe<C> {
 pub(crate) fn clean_json(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
-        Value::String(s) if s.chars().any(is_hidden) => *s = strip_controls(s, true),
+        Value::String(s) if has_hidden(s) => *s = strip_controls(s, true),
         Value::Array(items) => items.iter_mut().for_each(clean_json),
         Value::Object(map) => {
             if map
@@ -222,24 +222,39 @@ fn is_hidden(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2028}' | '\u{2029}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
 }
 
+/// Whether `s` holds a character [`is_hidden`] names; ASCII text (most of
+/// it) is checked a byte at a time.
+fn has_hidden(s: &str) -> bool {
+    if s.is_ascii() {
+        return s
+            .bytes()
+            .any(|b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f);
+    }
+    s.chars().any(is_hidden)
+}
+
 /// Removes control characters (terminal escapes, NUL, bidi overrides, zero-width
 /// and line/paragraph separators); keeps `\n` only when `keep_newlines`.
 pub(crate) fn strip_controls(s: &str, keep_newlines: bool) -> String {
-    s.chars()
-        .filter(|&c| {
-            if c == '\n' {
-                keep_newlines
-            } else {
-                !is_hidden(c)
-            }
-        })
-        .collect()
+    let kept = |c: char| {
+        if c == '\n' {
+            keep_newlines
+        } else {
+            !is_hidden(c)
+        }
+    };
+    // Most event text has nothing to strip: one scan, one copy.
+    if !has_hidden(s) && (keep_newlines || !s.contains('\n')) {
+        return s.to_string();
+    }
+    s.chars().filter(|&c| kept(c)).collect()
 }
 
 /// Cuts `s` to at most `max` characters, marking the cut with `…` so a reader
 /// knows text is missing.
 pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    // A string of at most `max` bytes has at most `max` characters.
+    if s.len() <= max || s.chars().count() <= max {
         return s.to_string();
     }
     let keep = max.saturating_sub(1);
@@ -250,6 +265,11 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// One line of plain text, no controls, at most `max` characters.
 pub(crate) fn one_line(s: &str, max: usize) -> String {
+    // Printable ASCII (most of what events hold) has no break and nothing
+    // hidden: it only needs trimming and cutting.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return truncate(s.trim(), max);
+    }
     let flat = strip_controls(&s.replace(['\n', '\r', '\t'], " "), false);
     truncate(flat.trim(), max)
 }
@@ -303,6 +323,49 @@ pub(crate) fn markdown_code(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general path the fast paths skip: what every input must get.
+    fn one_line_in_general(s: &str, max: usize) -> String {
+        let flat: String = s
+            .replace(['\n', '\r', '\t'], " ")
+            .chars()
+            .filter(|&c| !is_hidden(c))
+            .collect();
+        truncate(flat.trim(), max)
+    }
+
+    #[test]
+    fn fast_paths_give_what_the_general_path_gives() {
+        let inputs = [
+            "plain ASCII text",
+            "  padded  ",
+            "tab\there",
+            "line\nbreak\r\n",
+            "esc\u{1b}[31mred\u{7f}",
+            "nul\0byte",
+            "caf\u{e9} \u{202e}evil\u{200b}",
+            "\u{85}next-line\u{9f}",
+            "",
+            "exactly ten",
+        ];
+        for s in inputs {
+            for max in [0, 1, 5, 10, 100] {
+                assert_eq!(
+                    one_line(s, max),
+                    one_line_in_general(s, max),
+                    "{s:?} at {max}"
+                );
+            }
+            for keep in [true, false] {
+                let general: String = s
+                    .chars()
+                    .filter(|&c| if c == '\n' { keep } else { !is_hidden(c) })
+                    .collect();
+                assert_eq!(strip_controls(s, keep), general, "{s:?} keep={keep}");
+            }
+            assert_eq!(has_hidden(s), s.chars().any(is_hidden), "{s:?}");
+        }
+    }
 
     #[test]
     fn subjects_are_ascii_single_line_and_short() {
