@@ -103,12 +103,16 @@ pub(crate) async fn run(args: ReplayArgs) -> Result<Exit, SetupError> {
         fail_on.see(&seen);
     };
     let limits = LogFileSettings::from_env()?.limits;
+    let prefilter = Arc::new(prefilter);
     let summary = match &s3_urls {
-        Some(urls) => s3::replay(&pipeline, urls, limits, !prints_findings, see).await,
+        Some(urls) => {
+            let reading = s3::S3Reading { limits, prefilter };
+            s3::replay(&pipeline, urls, reading, !prints_findings, see).await
+        }
         None => {
             let reading = walk::Reading {
                 limits,
-                prefilter: Some(Arc::new(prefilter)),
+                prefilter: Some(prefilter),
             };
             walk::replay(&pipeline, &args.paths, &reading, |s| status.update(s), see).await
         }

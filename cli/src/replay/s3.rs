@@ -8,23 +8,28 @@
 //! and nothing is written to disk. Credentials are the user's default chain;
 //! `AWS_ENDPOINT_URL` points the client elsewhere (moto in tests).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
+use vigil::detect::Prefilter;
 use vigil::logfiles::{LogFiles, S3LogFiles};
 use vigil::pipeline::Pipeline;
 use vigil::sources::log_file::ReadLimits;
 use vigil::sources::s3_notifications::ObjectRef;
 
 use super::summary::Summary;
-use super::walk::{self, Seen};
+use super::walk::{self, At, Seen};
 use crate::progress::{self, ProgressLine};
 
-/// Unreadable records of one object said one by one; the rest are counted.
-const REPORTED_BAD_RECORDS: u64 = 10;
-
-/// How often (in events) the progress line is offered a redraw.
-const PROGRESS_EVERY: usize = 4096;
+/// How the objects are read: within `limits`, parsing only the records the
+/// rules' `prefilter` admits (as local files and the cloudtrail-logs
+/// function do).
+pub(crate) struct S3Reading {
+    pub(crate) limits: ReadLimits,
+    pub(crate) prefilter: Arc<Prefilter>,
+}
 
 /// An `s3://bucket/prefix` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,12 +141,14 @@ fn display_name(object: &ObjectRef) -> PathBuf {
 /// Replays every log file under `urls`, in key order: as
 /// [`super::walk::replay`] does for local files (a bad record is said and
 /// skipped, a file that breaks keeps its events before the damage, storms
-/// still open are flushed at the end). `progress` draws files, events, MB,
-/// rate and ETA on a terminal.
+/// still open are flushed at the end, records no rule may match are only
+/// scanned, and the next objects download and parse on other cores while
+/// one goes through the pipeline). `progress` draws files, events, MB, rate
+/// and ETA on a terminal.
 pub(crate) async fn replay(
     pipeline: &Pipeline,
     urls: &[S3Url],
-    limits: ReadLimits,
+    reading: S3Reading,
     progress: bool,
     mut see: impl FnMut(Seen<'_>),
 ) -> Summary {
@@ -157,13 +164,35 @@ pub(crate) async fn replay(
         }
     };
     summary.total_bytes = objects.iter().filter_map(|o| o.size).sum();
-    let files = S3LogFiles::new(client).with_limits(limits);
+    let files = S3LogFiles::new(client)
+        .with_limits(reading.limits)
+        .with_prefilter(reading.prefilter);
     let mut line = ProgressLine::stderr(progress);
     let total = objects.len();
-    for object in &objects {
+    let mut tick = |s: &Summary| line.draw(|elapsed| progress_text(s, total, elapsed));
+    let mut pending = objects.iter();
+    let mut ahead = VecDeque::new();
+    loop {
+        // The next objects download and parse meanwhile, as local files do.
+        while ahead.len() < walk::read_ahead() {
+            let Some(object) = pending.next() else { break };
+            ahead.push_back((object, files.open(object).await));
+        }
+        let Some((object, opened)) = ahead.pop_front() else {
+            break;
+        };
         summary.files += 1;
-        let mut tick = |s: &Summary| line.draw(|elapsed| progress_text(s, total, elapsed));
-        replay_object(&files, pipeline, object, &mut summary, &mut tick, &mut see).await;
+        match opened {
+            Ok(events) => {
+                let mut at = At {
+                    summary: &mut summary,
+                    started: &started,
+                };
+                let name = display_name(object);
+                walk::replay_stream(pipeline, &name, events, &mut at, &mut tick, &mut see).await
+            }
+            Err(e) => summary.errors.push(e.to_string()),
+        }
         summary.elapsed = started.elapsed();
         tick(&summary);
     }
@@ -193,60 +222,6 @@ fn progress_text(s: &Summary, total_files: usize, elapsed: std::time::Duration) 
         s.alerts,
         s.errors.len()
     )
-}
-
-/// One object's events; one that cannot be fetched or read to its end is an
-/// error, and the events read before stay counted.
-async fn replay_object(
-    files: &S3LogFiles,
-    pipeline: &Pipeline,
-    object: &ObjectRef,
-    summary: &mut Summary,
-    tick: &mut impl FnMut(&Summary),
-    see: &mut impl FnMut(Seen<'_>),
-) {
-    let name = display_name(object);
-    let mut events = match files.open(object).await {
-        Ok(e) => e,
-        Err(e) => {
-            summary.errors.push(e.to_string());
-            return;
-        }
-    };
-    let (bytes_before, started) = (summary.bytes, Instant::now());
-    let elapsed_before = summary.elapsed;
-    let mut bad = 0;
-    while let Some(event) = events.next().await {
-        let event = match event {
-            Ok(event) => event,
-            Err(record) => {
-                bad += 1;
-                if bad <= REPORTED_BAD_RECORDS {
-                    let line = format!("{}: {record}: skipped", name.display());
-                    eprintln!("vigil: {line}");
-                    summary.errors.push(line);
-                }
-                continue;
-            }
-        };
-        summary.events += 1;
-        if summary.events.is_multiple_of(PROGRESS_EVERY) {
-            summary.bytes = bytes_before + events.bytes_read();
-            summary.elapsed = elapsed_before + started.elapsed();
-            tick(summary);
-        }
-        walk::process(pipeline, &name, &event, summary, see).await;
-    }
-    summary.bytes = bytes_before + events.bytes_read();
-    if bad > REPORTED_BAD_RECORDS {
-        let more = bad - REPORTED_BAD_RECORDS;
-        summary
-            .errors
-            .push(format!("{}: {more} more records skipped", name.display()));
-    }
-    if let Err(e) = events.finish().await {
-        summary.errors.push(format!("{}: {e}", name.display()));
-    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl Reading {
 /// Files read ahead of the one being replayed, each on its own blocking
 /// thread: one per core. Each holds at most its stream's small buffer of
 /// parsed records, so memory stays flat; output stays in file order.
-fn read_ahead() -> usize {
+pub(super) fn read_ahead() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
