@@ -1,4 +1,5 @@
-//! Detection: rules over CloudTrail records.
+//! Detection: rules over CloudTrail records (and over GuardDuty findings,
+//! as correlation inputs: [`LogSource`]).
 //!
 //! The pipeline only knows the [`Detector`] trait: give it a record, get back
 //! the rules that match. The Sigma rule engine implements it: [`Rule`]

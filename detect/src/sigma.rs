@@ -2,9 +2,11 @@
 //!
 //! A rule file is one SigmaHQ-format rule (`title`, `id`, `status`,
 //! `description`, `references`, `author`, `date`, `tags`, `logsource`,
-//! `detection`, `falsepositives`, `level`). Vigil adds one custom top-level
-//! key, which Sigma permits and other tools ignore: `vigil_tests`, the rule's
-//! own CloudTrail records that must and must not match:
+//! `detection`, `falsepositives`, `level`). Vigil adds two custom top-level
+//! keys, which Sigma permits and other tools ignore: `vigil_join_only` (a
+//! rule feeding correlations only joins windows others started, see
+//! [`Rule::join_only`]) and `vigil_tests`, the rule's own CloudTrail records
+//! (GuardDuty findings, for a GuardDuty rule) that must and must not match:
 //!
 //! ```yaml
 //! vigil_tests:
