@@ -113,7 +113,9 @@ impl fmt::Display for Unsupported {
             Unsupported::MultiDocument => {
                 f.write_str("multi-document rule collections are not supported: one rule per file")
             }
-            Unsupported::LogSource(s) => write!(f, "log source {s} is not AWS CloudTrail"),
+            Unsupported::LogSource(s) => {
+                write!(f, "log source {s} is not AWS CloudTrail or GuardDuty")
+            }
             Unsupported::Status(s) => write!(f, "status {s}: the rule is retired"),
         }
     }

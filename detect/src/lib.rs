@@ -1,4 +1,5 @@
-//! Detection: rules over CloudTrail records.
+//! Detection: rules over CloudTrail records (and over GuardDuty findings,
+//! as correlation inputs: [`LogSource`]).
 //!
 //! The pipeline only knows the [`Detector`] trait: give it a record, get back
 //! the rules that match. The Sigma rule engine implements it: [`Rule`]
@@ -22,6 +23,7 @@ pub mod correlation;
 mod error;
 pub mod eventbridge;
 pub mod glob;
+mod logsource;
 mod matcher;
 pub mod pattern;
 mod placeholder;
@@ -34,6 +36,7 @@ mod verdict;
 
 // What the pipeline, the functions, `vigil rules` and the tests use.
 pub use error::{RuleError, RuleErrorKind, Unsupported};
+pub use logsource::LogSource;
 pub use placeholder::{PlaceholderError, Placeholders};
 pub use prefilter::{Keys, Prefilter, Screen};
 pub use ruleset::{RuleSet, RuleSource};
@@ -118,4 +121,18 @@ pub trait Detector: Send + Sync {
     /// [`correlation`]): one observation per window for every correlation
     /// a matching referenced rule feeds. Default: no correlations.
     fn correlate(&self, _record: &Value, _out: &mut Vec<correlation::Observation>) {}
+
+    /// [`Detector::correlate`] for an event of `source`: a CloudTrail
+    /// record, or a GuardDuty finding (only rules with that `logsource` see
+    /// it). Default: CloudTrail records only.
+    fn correlate_from(
+        &self,
+        source: LogSource,
+        event: &Value,
+        out: &mut Vec<correlation::Observation>,
+    ) {
+        if source.is_cloudtrail() {
+            self.correlate(event, out);
+        }
+    }
 }

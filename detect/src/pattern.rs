@@ -136,8 +136,10 @@ fn can_be_read_only(need: &Need) -> bool {
 pub fn alternatives<'a>(
     rules: impl IntoIterator<Item = &'a Rule>,
 ) -> Vec<BTreeMap<String, BTreeSet<Constraint>>> {
+    // GuardDuty rules read findings, which their own function receives.
     let mut alts: Vec<Need> = rules
         .into_iter()
+        .filter(|r| r.logsource().is_cloudtrail())
         .flat_map(|r| r.need(PATTERN_FIELDS))
         .collect();
     prune(&mut alts);

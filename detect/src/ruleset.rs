@@ -19,7 +19,7 @@ use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::with_lowercase;
 use super::placeholder::Placeholders;
 use super::sigma::Rule;
-use super::{Detector, RuleMeta};
+use super::{Detector, LogSource, RuleMeta};
 
 mod bundled {
     //! The rules under `rules/`, embedded by `build.rs`: a Lambda ships only
@@ -110,6 +110,8 @@ pub struct RuleSet {
     by_name: HashMap<Box<str>, Vec<u32>>,
     by_source: HashMap<Box<str>, Vec<u32>>,
     always: Vec<u32>,
+    /// GuardDuty rules (correlation inputs), tested on findings only.
+    guardduty: Vec<u32>,
     /// Per rule: whether it may read `errorCode`/`errorMessage`, the only
     /// rules a failed call can be an attempt at.
     reads_errors: Vec<bool>,
@@ -270,7 +272,9 @@ impl RuleSet {
         };
         for (i, rule) in rules.iter().enumerate() {
             let i = i as u32;
-            if let Some(names) = rule.required_exact("eventName") {
+            if !rule.logsource().is_cloudtrail() {
+                set.guardduty.push(i);
+            } else if let Some(names) = rule.required_exact("eventName") {
                 for n in names {
                     set.by_name.entry(n).or_default().push(i);
                 }
@@ -321,18 +325,33 @@ impl RuleSet {
             .unwrap_or(usize::MAX)
     }
 
+    /// The rules of `record`'s log ([`LogSource::of_event`]) it may match.
     fn each_candidate<'a>(&'a self, record: &Value, mut f: impl FnMut(&'a Rule)) {
-        self.each_candidate_at(record, |_, r| f(r));
+        match LogSource::of_event(record) {
+            LogSource::CloudTrail => self.each_candidate_at(record, |_, r| f(r)),
+            LogSource::GuardDuty => self.each_finding_rule(|_, r| f(r)),
+        }
     }
 
-    /// [`RuleSet::each_candidate`] with each rule's index.
+    /// The GuardDuty rules, with each rule's index.
+    fn each_finding_rule<'a>(&'a self, mut f: impl FnMut(usize, &'a Rule)) {
+        for &i in &self.guardduty {
+            f(i as usize, &self.rules[i as usize]);
+        }
+    }
+
+    /// The CloudTrail rules `record` may match, with each rule's index.
     fn each_candidate_at<'a>(&'a self, record: &Value, mut f: impl FnMut(usize, &'a Rule)) {
         // The index reads string names; anything else (never seen from
         // CloudTrail, possible from a hand-made event) meets every rule, so
         // the answer never depends on the index.
         let odd = |k: &str| record.get(k).is_some_and(|v| !v.is_string());
         if odd("eventName") || odd("eventSource") {
-            self.rules.iter().enumerate().for_each(|(i, r)| f(i, r));
+            self.rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.logsource().is_cloudtrail())
+                .for_each(|(i, r)| f(i, r));
             return;
         }
         let lookup = |map: &'a HashMap<Box<str>, Vec<u32>>, key: &str| -> &'a [u32] {
@@ -368,7 +387,11 @@ impl RuleSet {
     /// Checks the index agrees with evaluating every rule (for tests).
     #[doc(hidden)]
     pub fn matching_unindexed<'a>(&'a self, record: &Value) -> Vec<&'a Rule> {
-        self.rules.iter().filter(|r| r.matches(record)).collect()
+        let source = LogSource::of_event(record);
+        self.rules
+            .iter()
+            .filter(|r| r.logsource() == source && r.matches(record))
+            .collect()
     }
 
     /// Ids of the loaded rules.
@@ -398,8 +421,9 @@ fn parse_source(
 
 impl Detector for RuleSet {
     fn detect<'a>(&'a self, record: &Value, hits: &mut Vec<&'a RuleMeta>) {
+        // CloudTrail rules only: GuardDuty rules feed correlations, never alert.
         if self.links.is_empty() {
-            self.each_candidate(record, |r| {
+            self.each_candidate_at(record, |_, r| {
                 if r.matches(record) {
                     hits.push(r.meta());
                 }
@@ -414,14 +438,22 @@ impl Detector for RuleSet {
     }
 
     fn correlate(&self, record: &Value, out: &mut Vec<Observation>) {
+        self.correlate_from(LogSource::CloudTrail, record, out);
+    }
+
+    fn correlate_from(&self, source: LogSource, event: &Value, out: &mut Vec<Observation>) {
         if self.links.is_empty() {
             return;
         }
-        self.each_candidate_at(record, |i, r| {
-            if self.links.feeds(i) && r.matches(record) {
-                self.links.observe(i, r.id(), record, out);
+        let mut observe = |i: usize, r: &Rule| {
+            if self.links.feeds(i) && r.matches(event) {
+                self.links.observe(i, r, event, out);
             }
-        });
+        };
+        match source {
+            LogSource::CloudTrail => self.each_candidate_at(event, observe),
+            LogSource::GuardDuty => self.each_finding_rule(&mut observe),
+        }
     }
 
     fn attempts<'a>(&'a self, record: &Value, hits: &[&'a RuleMeta], out: &mut Vec<&'a RuleMeta>) {

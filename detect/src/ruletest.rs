@@ -15,6 +15,7 @@ use super::matcher::MODIFIERS;
 use super::placeholder::Placeholders;
 use super::ruleset::{RuleSet, RuleSource};
 use super::sigma::{ParsedRule, Rule, RuleTests};
+use super::LogSource;
 use vigil_model::Severity;
 
 /// One test record that did not behave as its rule says.
@@ -361,7 +362,7 @@ impl Linter {
         self.id(o, &p.rule, &yaml);
         self.attack_tags(o, &p.rule);
         self.metadata(o, &p.rule, &yaml);
-        self.tests(o, p.tests.as_ref());
+        self.tests(o, p.tests.as_ref(), p.rule.logsource());
         self.catch_all(o, &p.rule);
     }
 
@@ -434,8 +435,9 @@ impl Linter {
     }
 
     /// `vigil_tests`: at least one record to match, one not to, and records
-    /// that look like CloudTrail.
-    fn tests(&mut self, o: &str, tests: Option<&RuleTests>) {
+    /// that look like what the rule reads (CloudTrail records, GuardDuty
+    /// findings).
+    fn tests(&mut self, o: &str, tests: Option<&RuleTests>, source: LogSource) {
         let Some(t) = tests else {
             self.issue(LintLevel::Error, o, "missing `vigil_tests`".into());
             return;
@@ -450,17 +452,22 @@ impl Linter {
                 "no `vigil_tests.no_match` record".into(),
             );
         }
-        for (i, r) in t.matching.iter().chain(&t.not_matching).enumerate() {
-            let missing: Vec<&str> = [
+        let fields: &[&str] = match source {
+            LogSource::CloudTrail => &[
                 "eventSource",
                 "eventName",
                 "eventTime",
                 "awsRegion",
                 "eventID",
-            ]
-            .into_iter()
-            .filter(|k| r.get(*k).is_none())
-            .collect();
+            ],
+            LogSource::GuardDuty => &["id", "type", "severity", "region", "createdAt"],
+        };
+        for (i, r) in t.matching.iter().chain(&t.not_matching).enumerate() {
+            let missing: Vec<&str> = fields
+                .iter()
+                .copied()
+                .filter(|k| r.get(*k).is_none())
+                .collect();
             if !missing.is_empty() {
                 self.issue(
                     LintLevel::Warning,

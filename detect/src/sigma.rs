@@ -2,9 +2,11 @@
 //!
 //! A rule file is one SigmaHQ-format rule (`title`, `id`, `status`,
 //! `description`, `references`, `author`, `date`, `tags`, `logsource`,
-//! `detection`, `falsepositives`, `level`). Vigil adds one custom top-level
-//! key, which Sigma permits and other tools ignore: `vigil_tests`, the rule's
-//! own CloudTrail records that must and must not match:
+//! `detection`, `falsepositives`, `level`). Vigil adds two custom top-level
+//! keys, which Sigma permits and other tools ignore: `vigil_join_only` (a
+//! rule feeding correlations only joins windows others started, see
+//! [`Rule::join_only`]) and `vigil_tests`, the rule's own CloudTrail records
+//! (GuardDuty findings, for a GuardDuty rule) that must and must not match:
 //!
 //! ```yaml
 //! vigil_tests:
@@ -27,7 +29,7 @@ use super::condition::{self, Expr};
 use super::error::{RuleError, RuleErrorKind, Unsupported};
 use super::matcher::{compile_field, Constraint, FieldMatcher};
 use super::placeholder::Placeholders;
-use super::{RuleKind, RuleMeta};
+use super::{LogSource, RuleKind, RuleMeta};
 use vigil_model::{Severity, Tactic, Technique};
 
 /// The top-level keys Sigma defines (plus Vigil's `vigil_tests`); anything
@@ -53,6 +55,7 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "level",
     "scope",
     "vigil_tests",
+    "vigil_join_only",
 ];
 
 /// One search identifier's compiled form.
@@ -91,6 +94,11 @@ pub struct Rule {
     tags: Vec<String>,
     selections: Vec<Selection>,
     condition: Expr,
+    /// `vigil_join_only: true`: its correlation observations only join a
+    /// window and group that an event of another rule started.
+    join_only: bool,
+    /// What it reads (`logsource`).
+    logsource: LogSource,
 }
 
 /// A rule's own test records.
@@ -164,6 +172,19 @@ impl Rule {
     /// All Sigma tags as written (`attack.t1562.008`, `cis.4.5`...).
     pub fn tags(&self) -> &[String] {
         &self.tags
+    }
+
+    /// `vigil_join_only: true` (a Vigil extension): what the rule matches
+    /// adds to a correlation window only when the window already holds an
+    /// event of a rule without it, so a rule matching routine calls writes
+    /// no state for them.
+    pub fn join_only(&self) -> bool {
+        self.join_only
+    }
+
+    /// The log the rule reads (its `logsource`).
+    pub fn logsource(&self) -> LogSource {
+        self.logsource
     }
 
     /// Retired rules (`status: deprecated` or `unsupported`) are not run.
@@ -487,7 +508,7 @@ fn parse_doc(
     let severity = level(&map, &mut notes)?;
     let tags = strings(&map, "tags")?;
     let (tactics, techniques) = attack_tags(&tags);
-    check_logsource(&map, &mut notes)?;
+    let logsource = check_logsource(&map, &mut notes)?;
 
     let Some(Yaml::Mapping(detection)) = get(&map, "detection") else {
         return Err(RuleErrorKind::Missing("detection"));
@@ -517,6 +538,8 @@ fn parse_doc(
             tags,
             selections,
             condition,
+            join_only: join_only(&map)?,
+            logsource,
         },
         tests,
         notes,
@@ -538,6 +561,15 @@ fn single_rule(doc: Yaml) -> Result<Mapping, RuleErrorKind> {
         return Err(RuleErrorKind::Unsupported(Unsupported::MultiDocument));
     }
     Ok(map)
+}
+
+/// `vigil_join_only`: a boolean, false when absent.
+fn join_only(map: &Mapping) -> Result<bool, RuleErrorKind> {
+    match get(map, "vigil_join_only") {
+        None => Ok(false),
+        Some(Yaml::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid("vigil_join_only", "expected true or false")),
+    }
 }
 
 /// The rule's `id`, or (noted) its file stem.
@@ -568,28 +600,26 @@ fn level(map: &Mapping, notes: &mut Vec<String>) -> Result<Severity, RuleErrorKi
     })
 }
 
-/// Only AWS CloudTrail rules run here; a rule without `logsource` is read
-/// as one (noted).
-fn check_logsource(map: &Mapping, notes: &mut Vec<String>) -> Result<(), RuleErrorKind> {
+/// AWS CloudTrail rules, and GuardDuty rules (correlation inputs), run
+/// here; a rule without `logsource` is read as CloudTrail (noted).
+fn check_logsource(map: &Mapping, notes: &mut Vec<String>) -> Result<LogSource, RuleErrorKind> {
     let Some(ls) = get(map, "logsource") else {
         notes.push("missing `logsource` (read as aws/cloudtrail)".into());
-        return Ok(());
+        return Ok(LogSource::CloudTrail);
     };
     let Yaml::Mapping(ls) = ls else {
         return Err(invalid("logsource", "expected a mapping"));
     };
     let product = string(ls, "product")?.map(|s| s.to_ascii_lowercase());
     let service = string(ls, "service")?.map(|s| s.to_ascii_lowercase());
-    let ok = product.as_deref() == Some("aws")
-        && matches!(service.as_deref(), None | Some("cloudtrail"));
-    if !ok {
-        return Err(RuleErrorKind::Unsupported(Unsupported::LogSource(format!(
+    match LogSource::of_service(service.as_deref()) {
+        Some(source) if product.as_deref() == Some("aws") => Ok(source),
+        _ => Err(RuleErrorKind::Unsupported(Unsupported::LogSource(format!(
             "product {}, service {}",
             product.as_deref().unwrap_or("-"),
             service.as_deref().unwrap_or("-")
-        ))));
+        )))),
     }
-    Ok(())
 }
 
 type Compiled = (Vec<Selection>, Expr);

@@ -10,10 +10,15 @@ use vigil_detect::pattern::{self, TemplateRule, MAX_PATTERN_CHARS, STATE_ALL_MAN
 use vigil_detect::{Rule, RuleSet, RuleSource};
 
 /// Every bundled rule's matching test records, with the rule's origin.
+/// The matching test records of the CloudTrail rules (GuardDuty rules
+/// read findings, which the guardduty function receives).
 fn matching_records() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for src in vigil_detect::correlation::check::flatten(&RuleSource::bundled()) {
         let p = Rule::parse_full(&src.origin, &src.text).unwrap();
+        if !p.rule.logsource().is_cloudtrail() {
+            continue;
+        }
         for r in p.tests.map(|t| t.matching).unwrap_or_default() {
             out.push((src.origin.clone(), r));
         }

@@ -15,7 +15,7 @@ use crate::accounts::{AccountDirectory, AccountInfo};
 use crate::config::Config;
 use crate::correlate::{self, CorrelationStore, Observation};
 use crate::dedup::{Admission, Dedup, EventSession, RepeatKind, SweepReport};
-use crate::detect::Detector;
+use crate::detect::{Detector, LogSource};
 use crate::enrich::Enricher;
 use crate::model::{Finding, FindingStatus, Severity, Source, TraceContext, TraceIds};
 use crate::render::Alert;
@@ -539,7 +539,8 @@ impl Pipeline {
 
     /// Classifies the event (recording its source and id on the event span),
     /// refuses sources this pipeline does not take, and parses it; a
-    /// CloudTrail record's correlation observations go to `observe`.
+    /// CloudTrail record's or GuardDuty finding's correlation observations
+    /// go to `observe`.
     fn parse(
         &self,
         event: &Value,
@@ -566,8 +567,14 @@ impl Pipeline {
             }
         }
         let event_id = parsed.event_id().map(str::to_string);
-        if let (Some(out), SourceEvent::CloudTrail { record, .. }) = (observe, &parsed) {
-            self.correlate(record, out);
+        match (observe, &parsed) {
+            (Some(out), SourceEvent::CloudTrail { record, .. }) => self.correlate(record, out),
+            (Some(out), SourceEvent::GuardDuty { finding, .. }) => {
+                if let (Some(_), Some(d)) = (&self.correlations, &self.detector) {
+                    d.correlate_from(LogSource::GuardDuty, finding, out);
+                }
+            }
+            _ => {}
         }
         Ok((source, event_id, self.findings(parsed)?))
     }

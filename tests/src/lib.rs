@@ -8,6 +8,7 @@
 pub mod fault_proxy;
 pub mod function_bed;
 pub mod samples;
+pub mod sequence_bed;
 pub mod sequences;
 pub mod stand_in;
 

@@ -45,6 +45,39 @@ pub fn sequences(name: &str) -> Vec<Sequence> {
     out
 }
 
+/// One bundled correlation and its test sequences.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The file stem under rules/correlations/.
+    pub file: String,
+    /// The correlation's title, which its alert names.
+    pub title: String,
+    pub sequences: Vec<Sequence>,
+}
+
+/// Every bundled correlation (one per file of rules/correlations/, as the
+/// bundled rule set loads them), with its sequences, in file order.
+pub fn bundled_cases() -> Vec<Case> {
+    let rules = vigil::detect::RuleSet::bundled().expect("the bundled rules load");
+    let mut cases: Vec<Case> = rules
+        .correlations()
+        .iter()
+        .filter_map(|c| {
+            let file = c
+                .origin
+                .strip_prefix("bundled:correlations/")?
+                .strip_suffix(".yml")?;
+            Some(Case {
+                file: file.to_string(),
+                title: c.title.clone(),
+                sequences: sequences(file),
+            })
+        })
+        .collect();
+    cases.sort_by(|a, b| a.file.cmp(&b.file));
+    cases
+}
+
 /// The first sequence that fires and the first that must not.
 pub fn firing_and_near_miss(name: &str) -> (Sequence, Sequence) {
     let all = sequences(name);
@@ -86,4 +119,44 @@ pub async fn fired_groups(sdk: &aws_config::SdkConfig, table: &str) -> Vec<Strin
         .filter(|i| i.contains_key("fired"))
         .filter_map(|i| i.get("group").and_then(|g| g.as_s().ok()).cloned())
         .collect()
+}
+
+/// How many of `received` (SNS envelopes at the subscriber) name `title`,
+/// in their subject or their message.
+pub fn naming(received: &[Value], title: &str) -> usize {
+    received
+        .iter()
+        .filter(|m| {
+            ["Subject", "Message"]
+                .iter()
+                .any(|k| m[*k].as_str().is_some_and(|s| s.contains(title)))
+        })
+        .count()
+}
+
+/// Whether the sequence `index` of `case` got what it promises: exactly one
+/// alert naming the correlation when it fires, none when it must not. The
+/// error says which sequence, what arrived and `logs`.
+pub fn verdict(
+    case: &Case,
+    index: usize,
+    received: &[Value],
+    logs: &dyn Fn() -> String,
+) -> Result<(), String> {
+    let seq = &case.sequences[index];
+    let named = naming(received, &case.title);
+    if named == usize::from(seq.fires) {
+        return Ok(());
+    }
+    let subjects: Vec<&str> = received
+        .iter()
+        .filter_map(|m| m["Subject"].as_str())
+        .collect();
+    Err(format!(
+        "{} sequence {index} (fires: {}): {named} alerts naming {:?}; subjects {subjects:?}\nlogs:\n{}",
+        case.file,
+        seq.fires,
+        case.title,
+        logs()
+    ))
 }

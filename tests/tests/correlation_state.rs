@@ -166,12 +166,21 @@ async fn writes_per_thousand_records() {
             .await
             .unwrap();
     }
+    let (mut counted, mut joining) = (0, 0);
+    for r in &records {
+        let obs = observations_of(&rules, std::slice::from_ref(r));
+        counted += usize::from(obs.iter().any(|o| !o.join_only));
+        joining += usize::from(obs.iter().any(|o| o.join_only));
+    }
+    eprintln!("records a counted rule matches: {counted}; join-only: {joining}");
     let per_k = |w: u64| w as f64 * 1000.0 / records.len() as f64;
     eprintln!(
-        "correlation cost on {} records: {observations} observations; UpdateItem per 1,000 records: {:.1} in files of 1,000, {:.1} one event at a time",
+        "correlation cost on {} records: {observations} observations; UpdateItem per 1,000 records: {:.1} in files of 1,000, {:.1} one event at a time; BatchGetItem (join-only lookups) per 1,000 records: {:.1} in files, {:.1} one at a time",
         records.len(),
         per_k(per_file.writes()),
-        per_k(per_event.writes())
+        per_k(per_event.writes()),
+        per_k(per_file.reads()),
+        per_k(per_event.reads())
     );
     assert!(observations > 0);
     assert!(
@@ -186,4 +195,66 @@ async fn writes_per_thousand_records() {
 
 fn observations_of(rules: &RuleSet, records: &[Value]) -> Vec<Observation> {
     observations(rules, records)
+}
+
+const NEW_KEY: &str = "New access key used from another address than the one that created it";
+
+fn key_call(name: &str, minute: u32, ip: &str, id: &str) -> Value {
+    let mut r = json!({
+        "eventVersion": "1.09", "eventTime": format!("2026-03-04T08:{minute:02}:00Z"),
+        "eventSource": "iam.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+        "sourceIPAddress": ip, "eventID": id, "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/deploy",
+            "accountId": "111122223333", "userName": "deploy", "accessKeyId": "AKIAJOINONLYTEST0001"}
+    });
+    if name == "CreateAccessKey" {
+        r["userIdentity"]["accessKeyId"] = json!("AKIAJOINONLYADMIN001");
+        r["responseElements"] = json!({"accessKey": {"accessKeyId": "AKIAJOINONLYTEST0001"}});
+    }
+    r
+}
+
+/// A join-only use of a key the table has no window for costs one read and
+/// no write; once its creation is counted, a use from another address joins
+/// it (a write) and fires.
+#[tokio::test]
+async fn a_join_only_use_reads_first_and_writes_only_into_an_existing_window() {
+    if moto_endpoint().is_none() {
+        return;
+    }
+    let sdk = sdk().await;
+    let table = state_table(&sdk, "corr-join").await.unwrap();
+    let rules = RuleSet::bundled().unwrap();
+    let store = DynamoCorrelations::from_sdk(&sdk, table.clone());
+    let early_use = [key_call("ListUsers", 5, "203.0.113.50", "j-0")];
+    let obs = observations(&rules, &early_use);
+    assert!(
+        !obs.is_empty() && obs.iter().all(|o| o.join_only),
+        "{obs:?}"
+    );
+    assert!(store.observe(&obs).await.unwrap().is_empty());
+    assert_eq!(
+        (store.reads(), store.writes()),
+        (1, 0),
+        "a lookup, no write"
+    );
+    let items = vigil_e2e::items_with_prefix(&sdk, &table, "corr#")
+        .await
+        .unwrap();
+    assert!(items.is_empty(), "{items:?}");
+
+    let created = [key_call("CreateAccessKey", 0, "198.51.100.7", "j-1")];
+    let fired = store
+        .observe(&observations(&rules, &created))
+        .await
+        .unwrap();
+    assert!(fired.is_empty());
+    let used = [key_call("ListUsers", 10, "203.0.113.50", "j-2")];
+    let fired = store.observe(&observations(&rules, &used)).await.unwrap();
+    let named = fired
+        .iter()
+        .filter(|f| f.correlation.title == NEW_KEY)
+        .count();
+    assert_eq!(named, 2, "one per window set: {fired:?}");
 }

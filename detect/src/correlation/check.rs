@@ -10,7 +10,7 @@ use super::parse::{is_multi, parse_documents, Document, ParsedCorrelation};
 use super::MemoryState;
 use crate::error::{RuleError, RuleErrorKind, Unsupported};
 use crate::ruleset::{RuleSet, RuleSource};
-use crate::Detector;
+use crate::{Detector, LogSource};
 
 /// A file split into its plain rules (each a source of its own, JSON text,
 /// same origin) and its correlations. `None` for a plain one-rule file.
@@ -84,7 +84,7 @@ pub fn run_sequences(
             let mut fired = 0;
             for e in &seq.events {
                 let mut obs = Vec::new();
-                set.correlate(e, &mut obs);
+                set.correlate_from(LogSource::of_event(e), e, &mut obs);
                 obs.retain(|o| o.correlation.id == c.id);
                 fired += state.observe(&obs).len();
             }

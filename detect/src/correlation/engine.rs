@@ -3,12 +3,13 @@
 //! keeps for `vigil replay` and the tests; the DynamoDB store in
 //! `vigil::correlate` keeps the same state in a table).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 use super::{value_text, windows_of, CorrelationRef, EventRef, Window, WindowState};
 use crate::matcher::FieldPath;
+use crate::LogSource;
 
 /// One matching event's contribution to one window of one correlation.
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub struct Observation {
     /// Temporal: the position of the matched rule in `rules`.
     pub position: Option<usize>,
     pub event: EventRef,
+    /// From a `vigil_join_only` rule: it only adds to a window and group
+    /// that already holds (or whose batch holds) an observation without it.
+    pub join_only: bool,
 }
 
 impl Observation {
@@ -62,14 +66,15 @@ impl Fired {
 }
 
 /// The observations (one per window set) for `correlation` when the rule at
-/// `position` of its `rules` (with `rule_id`, `rule_name`) matched `record`.
-/// None when the record lacks a group-by field, the counted field or a
-/// readable `eventTime`: such an event cannot be placed.
+/// `position` of its `rules` (with `rule_id`, `rule_name`) matched `record`
+/// (of `source`). None when the record lacks a group-by field, the counted
+/// field or a readable time ([`event_ref`]): such an event cannot be placed.
 pub fn observe_match(
     correlation: &CorrelationRef,
     position: usize,
     rule_id: &str,
     rule_name: Option<&str>,
+    source: LogSource,
     record: &Value,
 ) -> Vec<Observation> {
     let field_for = |name: &str| -> String {
@@ -98,7 +103,7 @@ pub fn observe_match(
         },
         None => None,
     };
-    let Some(event) = event_ref(record) else {
+    let Some(event) = event_ref(source, record) else {
         return Vec::new();
     };
     let group = serde_json::to_string(&group).unwrap_or_default();
@@ -112,6 +117,7 @@ pub fn observe_match(
             value: value.clone(),
             position: temporal.then_some(position),
             event: event.clone(),
+            join_only: false,
         })
         .collect()
 }
@@ -126,27 +132,45 @@ fn first_value(record: &Value, path: &str) -> Option<String> {
     out
 }
 
-/// The contributing event, from its CloudTrail fields.
-pub fn event_ref(record: &Value) -> Option<EventRef> {
-    let text = |k: &str| {
-        record
-            .get(k)
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(super::MAX_VALUE_CHARS).collect::<String>())
+/// The contributing event: a CloudTrail record's `eventTime`, `eventID`,
+/// `eventName`, `awsRegion` and `userIdentity.arn`; a GuardDuty finding's
+/// time its activity was first seen (`service.eventFirstSeen`, else
+/// `createdAt`), `id`, `type`, `region` and `arn`.
+pub fn event_ref(source: LogSource, record: &Value) -> Option<EventRef> {
+    let text = |v: Option<&Value>, max: usize| {
+        v.and_then(Value::as_str)
+            .map(|s| s.chars().take(max).collect::<String>())
     };
-    let time = chrono::DateTime::parse_from_rfc3339(record.get("eventTime")?.as_str()?)
-        .ok()?
-        .timestamp();
+    let field = |k: &str| text(record.get(k), super::MAX_VALUE_CHARS);
+    let time_of = |v: Option<&Value>| {
+        chrono::DateTime::parse_from_rfc3339(v?.as_str()?)
+            .ok()
+            .map(|t| t.timestamp())
+    };
+    let (time, id, name, region, arn) = match source {
+        LogSource::CloudTrail => (
+            time_of(record.get("eventTime"))?,
+            field("eventID"),
+            field("eventName"),
+            field("awsRegion"),
+            text(record.get("userIdentity").and_then(|u| u.get("arn")), 256),
+        ),
+        LogSource::GuardDuty => (
+            time_of(record.get("service").and_then(|s| s.get("eventFirstSeen")))
+                .or_else(|| time_of(record.get("createdAt")))?,
+            field("id"),
+            field("type"),
+            field("region"),
+            text(record.get("arn"), 256),
+        ),
+    };
     Some(EventRef {
         time,
-        id: text("eventID").unwrap_or_default(),
-        name: text("eventName").unwrap_or_default(),
-        region: text("awsRegion").unwrap_or_default(),
-        arn: record
-            .get("userIdentity")
-            .and_then(|u| u.get("arn"))
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(256).collect()),
+        id: id.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        region: region.unwrap_or_default(),
+        arn,
+        source,
     })
 }
 
@@ -162,11 +186,22 @@ impl MemoryState {
         MemoryState::default()
     }
 
-    /// Folds `batch` in; returns the windows that fire now.
+    /// Folds `batch` in; returns the windows that fire now. A join-only
+    /// observation is dropped unless its window and group has state or the
+    /// batch holds an observation of it that is not join-only.
     pub fn observe(&mut self, batch: &[Observation]) -> Vec<Fired> {
+        let anchored: HashSet<String> = batch
+            .iter()
+            .filter(|o| !o.join_only)
+            .map(Observation::key)
+            .collect();
         let mut out = Vec::new();
         for o in batch {
-            let (state, fired) = self.windows.entry(o.key()).or_default();
+            let key = o.key();
+            if o.join_only && !anchored.contains(&key) && !self.windows.contains_key(&key) {
+                continue;
+            }
+            let (state, fired) = self.windows.entry(key).or_default();
             state.add(o);
             if !*fired && o.correlation.fires(state) {
                 *fired = true;

@@ -144,23 +144,29 @@ impl Links {
         self.feeds.contains_key(&rule)
     }
 
-    /// The observations of rule `rule` (id `rule_id`) matching `record`.
+    /// The observations of rule `rule` (index in the set) matching `record`.
     pub(crate) fn observe(
         &self,
         rule: usize,
-        rule_id: &str,
+        matched: &Rule,
         record: &Value,
         out: &mut Vec<Observation>,
     ) {
+        let rule_id = matched.id();
         let name = self.names.get(rule_id).map(String::as_str);
+        let start = out.len();
         for &(c, pos) in self.feeds.get(&rule).into_iter().flatten() {
             out.extend(observe_match(
                 &self.correlations[c],
                 pos,
                 rule_id,
                 name,
+                matched.logsource(),
                 record,
             ));
+        }
+        if matched.join_only() {
+            out[start..].iter_mut().for_each(|o| o.join_only = true);
         }
     }
 }

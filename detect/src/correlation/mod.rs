@@ -31,6 +31,8 @@ use serde_json::Value;
 
 use vigil_model::Severity;
 
+use crate::LogSource;
+
 pub use engine::{observe_match, Fired, MemoryState, Observation};
 pub(crate) use links::{is_multi_error, Links, Loaded};
 pub use parse::{parse_documents, Document, ParsedCorrelation, Sequence};
@@ -195,8 +197,13 @@ pub struct EventRef {
     pub id: String,
     pub name: String,
     pub region: String,
-    /// `userIdentity.arn`, for the console link's partition.
+    /// `userIdentity.arn` (a finding's own ARN), for the console link's
+    /// partition.
     pub arn: Option<String>,
+    /// A CloudTrail record or a GuardDuty finding (`id` is then the
+    /// finding's, `name` its type). Left out of stored JSON for CloudTrail.
+    #[serde(default, skip_serializing_if = "LogSource::is_cloudtrail")]
+    pub source: LogSource,
 }
 
 /// What a window has accumulated for one group.

@@ -289,3 +289,173 @@ fn rules_test_runs_sequences_and_reports_the_wrong_ones() {
         "{issues:?}"
     );
 }
+
+const JOIN: &str = r#"
+title: Key created
+id: created
+name: key_created
+level: low
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel: {eventName: CreateAccessKey}
+  condition: sel
+---
+title: Key used
+id: used
+name: key_used
+level: low
+vigil_join_only: true
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel: {userIdentity.type: IAMUser}
+  condition: sel
+---
+title: New key used elsewhere
+id: elsewhere
+level: high
+correlation:
+  type: value_count
+  rules: [key_created, key_used]
+  group-by: [key]
+  aliases:
+    key:
+      key_created: responseElements.accessKey.accessKeyId
+      key_used: userIdentity.accessKeyId
+  timespan: 1h
+  condition: {field: sourceIPAddress, gte: 2}
+"#;
+
+fn key_event(name: &str, key: &str, ip: &str, min: u32) -> serde_json::Value {
+    let mut e = json!({"eventName": name, "eventTime": format!("2026-01-01T00:{min:02}:00Z"),
+        "sourceIPAddress": ip, "userIdentity": {"type": "IAMUser", "accessKeyId": format!("{key}-caller")}});
+    match name {
+        "CreateAccessKey" => e["responseElements"] = json!({"accessKey": {"accessKeyId": key}}),
+        _ => e["userIdentity"]["accessKeyId"] = json!(key),
+    }
+    e
+}
+
+#[test]
+fn a_join_only_rule_adds_to_a_group_its_partner_started_and_starts_none() {
+    let set = set(JOIN);
+    assert!(set
+        .rules()
+        .iter()
+        .any(|r| r.id() == "used" && r.join_only()));
+    let created = key_event("CreateAccessKey", "K1", "192.0.2.1", 0);
+    let used = key_event("ListBuckets", "K1", "192.0.2.2", 10);
+    assert_eq!(run(&set, &[created.clone(), used.clone()]).len(), 2);
+    // Use alone (of any key) keeps no state at all.
+    let mut state = MemoryState::new();
+    let mut obs = Vec::new();
+    set.correlate(&used, &mut obs);
+    assert!(obs.iter().all(|o| o.join_only));
+    assert!(state.observe(&obs).is_empty());
+    assert!(state.is_empty(), "join-only observations start no window");
+    // One at a time, a use delivered before the creation is lost...
+    assert!(run(&set, &[used.clone(), created.clone()]).is_empty());
+    // ...but in one batch (a log file) the creation anchors it.
+    let mut batch = Vec::new();
+    set.correlate(&used, &mut batch);
+    set.correlate(&created, &mut batch);
+    assert_eq!(MemoryState::new().observe(&batch).len(), 2);
+}
+
+#[test]
+fn vigil_join_only_must_be_a_boolean() {
+    let bad = JOIN.replace("vigil_join_only: true", "vigil_join_only: sometimes");
+    let err = RuleSet::strict(&[RuleSource {
+        origin: "t.yml".into(),
+        text: bad.into(),
+    }])
+    .unwrap_err();
+    assert!(err.to_string().contains("vigil_join_only"), "{err}");
+}
+
+const CROSS: &str = r#"
+title: Finding on a key
+id: gd-finding
+name: gd_finding
+level: low
+logsource: {product: aws, service: guardduty}
+detection:
+  sel: {resource.resourceType: AccessKey, severity|gte: 4}
+  condition: sel
+---
+title: Key created
+id: ct-key
+name: ct_key
+level: low
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel: {eventName: CreateAccessKey}
+  condition: sel
+---
+title: Finding then key
+id: finding-then-key
+level: high
+correlation:
+  type: temporal_ordered
+  rules: [gd_finding, ct_key]
+  group-by: [principal]
+  aliases:
+    principal:
+      gd_finding: resource.accessKeyDetails.principalId
+      ct_key: userIdentity.principalId
+  timespan: 1h
+"#;
+
+fn gd_finding(first_seen: &str, severity: u32) -> serde_json::Value {
+    json!({"id": "f1", "type": "UnauthorizedAccess:IAMUser/TorIPCaller", "region": "us-east-1",
+        "arn": "arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/f1", "severity": severity,
+        "resource": {"resourceType": "AccessKey", "accessKeyDetails": {"principalId": "AIDA1"}},
+        "service": {"serviceName": "guardduty", "eventFirstSeen": first_seen}, "createdAt": "2026-01-01T05:00:00Z"})
+}
+
+#[test]
+fn guardduty_rules_see_only_findings_and_feed_cross_source_correlations() {
+    let set = set(CROSS);
+    let finding = gd_finding("2026-01-01T00:00:00Z", 5);
+    let key = json!({"eventName": "CreateAccessKey", "eventTime": "2026-01-01T00:10:00Z",
+        "userIdentity": {"principalId": "AIDA1"}});
+    // A finding handed over as a CloudTrail record meets no rule, and the
+    // GuardDuty rule never alerts.
+    let mut obs = Vec::new();
+    set.correlate(&finding, &mut obs);
+    assert!(obs.is_empty());
+    let mut hits = Vec::new();
+    set.detect(&finding, &mut hits);
+    assert!(hits.is_empty());
+    let mut state = MemoryState::new();
+    set.correlate_from(LogSource::GuardDuty, &finding, &mut obs);
+    assert_eq!(
+        obs[0].event.time, 1_767_225_600,
+        "first seen, not createdAt"
+    );
+    assert_eq!(
+        (obs[0].event.name.as_str(), obs[0].event.source),
+        (
+            "UnauthorizedAccess:IAMUser/TorIPCaller",
+            LogSource::GuardDuty
+        )
+    );
+    assert!(state.observe(&obs).is_empty());
+    let mut obs = Vec::new();
+    set.correlate(&key, &mut obs);
+    assert_eq!(state.observe(&obs).len(), 2, "both window sets");
+    // The key before the finding's activity, or a low finding: nothing.
+    let mut state = MemoryState::new();
+    let mut obs = Vec::new();
+    set.correlate_from(
+        LogSource::GuardDuty,
+        &gd_finding("2026-01-01T00:20:00Z", 5),
+        &mut obs,
+    );
+    set.correlate_from(
+        LogSource::GuardDuty,
+        &gd_finding("2026-01-01T00:00:00Z", 2),
+        &mut obs,
+    );
+    set.correlate(&key, &mut obs);
+    assert!(state.observe(&obs).is_empty());
+}

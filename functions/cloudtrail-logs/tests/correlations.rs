@@ -1,7 +1,8 @@
 //! Correlations through the real `cloudtrail-logs` binary on moto: a burst
 //! split across two log files, the one holding its first half delivered ten
 //! minutes after the other, still correlates in its event-time window, and
-//! alerts once, after the late file.
+//! alerts once, after the late file; and every bundled correlation's test
+//! sequences, each as one log file, alert exactly when they fire.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{json, Value};
-use vigil_e2e::sequences::{fired_groups, firing_and_near_miss};
+use vigil_e2e::sequence_bed::{check_every_sequence, is_finding, SequenceBed};
+use vigil_e2e::sequences::{fired_groups, firing_and_near_miss, verdict, Case};
 use vigil_e2e::{
     drain, function_env, moto_endpoint, sdk, state_table, topic_with_queue, unique, LambdaFunction,
 };
@@ -19,6 +21,23 @@ fn gzip(records: &[Value]) -> Vec<u8> {
     gz.write_all(json!({ "Records": records }).to_string().as_bytes())
         .unwrap();
     gz.finish().unwrap()
+}
+
+/// `records` as a gzipped log file at `bucket`/`key`.
+async fn put_log_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    records: &[Value],
+) -> Result<(), String> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(gzip(records)))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
 }
 
 fn notification(bucket: &str, key: &str) -> Value {
@@ -60,13 +79,7 @@ async fn a_log_file_ten_minutes_late_still_correlates_once() {
     let mut delivered = Vec::new();
     for (name, records) in [("0810Z_a", on_time), ("0800Z_b", early.to_vec())] {
         let key = format!("{prefix}111122223333_CloudTrail_us-east-1_20260303T{name}.json.gz");
-        s3.put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .body(ByteStream::from(gzip(&records)))
-            .send()
-            .await
-            .unwrap();
+        put_log_file(&s3, &bucket, &key, &records).await.unwrap();
         let response = function
             .invoke(&notification(&bucket, &key))
             .unwrap_or_else(|e| panic!("{e}\nlogs:\n{}", function.logs()));
@@ -98,4 +111,47 @@ async fn a_log_file_ten_minutes_late_still_correlates_once() {
         "{subjects:?}"
     );
     assert_eq!(fired_groups(&sdk, &table).await.len(), 2);
+}
+
+/// Sequence `index` of `case`: its CloudTrail records as one log file in
+/// moto S3, read by its own function (own state table and topic), after its
+/// GuardDuty findings went to the guardduty function; its verdict.
+async fn run_as_log_file(case: &Case, index: usize) -> Result<(), String> {
+    let binary = Path::new(env!("CARGO_BIN_EXE_cloudtrail-logs"));
+    let seq = &case.sequences[index];
+    let Some(bed) = SequenceBed::start(binary, seq).await else {
+        return Ok(());
+    };
+    let run = unique(&case.file);
+    let (findings, records): (Vec<Value>, Vec<Value>) =
+        seq.events.iter().cloned().partition(is_finding);
+    for (i, f) in findings.iter().enumerate() {
+        bed.send_finding(f, &format!("{run}-{i}"))?;
+    }
+    let s3 = aws_sdk_s3::Client::new(&bed.bed.sdk);
+    let bucket = unique("seq-trail");
+    let key = format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/03/{run}.json.gz");
+    let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", case.file);
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .map_err(|e| failed(&e))?;
+    put_log_file(&s3, &bucket, &key, &records)
+        .await
+        .map_err(|e| failed(&e))?;
+    let response = bed.bed.invoke(&notification(&bucket, &key))?;
+    if response["batchItemFailures"] != json!([]) {
+        return Err(failed(&format!("{response}\n{}", bed.logs())));
+    }
+    let received = bed.bed.received(usize::from(seq.fires)).await;
+    verdict(case, index, &received, &|| bed.logs())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bundled_correlation_alerts_on_its_sequences_as_log_files() {
+    if moto_endpoint().is_none() {
+        return;
+    }
+    check_every_sequence(|case, index| async move { run_as_log_file(&case, index).await }).await;
 }

@@ -5,8 +5,16 @@
 //! the storm sweep, when the `rate(5 minutes)` schedule invokes it
 //! (`aws.events` / `Scheduled Event`): the final summary of every closed
 //! storm that still owes one.
+//!
+//! Findings also feed the correlation rules that reference GuardDuty rules
+//! (`logsource: {product: aws, service: guardduty}`): the detection rules
+//! load here as in the cloudtrail function, their windows on the same state
+//! table, but GuardDuty rules never alert on their own.
+
+use std::sync::Arc;
 
 use vigil::app::{self, FunctionSpec};
+use vigil::detect::Detector;
 use vigil::Source;
 
 #[tokio::main]
@@ -16,7 +24,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             name: "guardduty",
             sources: &[Source::GuardDuty, Source::MalwareProtection],
         },
-        |_| Ok(None),
+        |config| {
+            let rules = app::detection_rules(config)?;
+            Ok(Some(Arc::new(rules) as Arc<dyn Detector>))
+        },
     )
     .await
 }

@@ -25,13 +25,21 @@
 //! goes on (a second, count-only update). Whichever instance's update makes
 //! the state meet the condition claims `fired` with a conditional write:
 //! exactly one alert per window and group.
+//!
+//! Join-only observations (rules marked `vigil_join_only`) never start an
+//! item: the items a batch holds only them for are looked up first, with
+//! one `BatchGetItem` per 100 keys, and only those that exist are updated
+//! (conditionally on the item existing, so a race with its expiry cannot
+//! start one either).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 
@@ -48,6 +56,8 @@ pub const DYNAMO_SET_CAP: u64 = 200;
 pub const EXPIRY_MARGIN_SECS: i64 = 24 * 3600;
 /// Characters of each contributing event's id, name and region kept.
 const STORED_TEXT_CHARS: usize = 64;
+/// Keys per `BatchGetItem` request (DynamoDB's limit).
+const BATCH_GET_KEYS: usize = 100;
 
 /// Correlation windows on one DynamoDB table.
 #[derive(Debug)]
@@ -56,6 +66,8 @@ pub struct DynamoCorrelations {
     table: String,
     /// `UpdateItem` requests sent (for the cost figures and tests).
     writes: AtomicU64,
+    /// `BatchGetItem` requests sent (join-only lookups).
+    reads: AtomicU64,
 }
 
 impl DynamoCorrelations {
@@ -64,6 +76,7 @@ impl DynamoCorrelations {
             client,
             table: table.into(),
             writes: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -78,10 +91,30 @@ impl DynamoCorrelations {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// `BatchGetItem` requests sent so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     async fn observe_all(&self, batch: &[Observation]) -> Result<Vec<Fired>, CorrelateError> {
-        let pending = aggregate(batch);
-        let total = pending.len();
+        let mut pending = aggregate(batch);
+        let joins: Vec<&String> = pending
+            .iter()
+            .filter(|(_, p)| p.join_only)
+            .map(|(k, _)| k)
+            .collect();
         let (mut fired, mut failed, mut first) = (Vec::new(), 0, None);
+        let mut total = pending.len();
+        if !joins.is_empty() {
+            // A failed lookup loses the join-only updates, not the others.
+            let existing = self.existing(&joins).await.unwrap_or_else(|e| {
+                failed = joins.len();
+                first = Some(e);
+                HashSet::new()
+            });
+            pending.retain(|k, p| !p.join_only || existing.contains(k));
+            total = pending.len() + failed;
+        }
         for (key, p) in &pending {
             match self.observe_item(key, p).await {
                 Ok(Some(f)) => fired.push(f),
@@ -106,10 +139,47 @@ impl DynamoCorrelations {
         }
     }
 
+    /// Which of `keys` are items of the table (consistent reads). A key
+    /// DynamoDB leaves unprocessed counts as existing: its update is
+    /// conditional on the item anyway.
+    async fn existing(&self, keys: &[&String]) -> Result<HashSet<String>, String> {
+        let mut out = HashSet::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let mut request = KeysAndAttributes::builder()
+                .consistent_read(true)
+                .expression_attribute_names("#id", "id")
+                .projection_expression("#id");
+            for k in chunk {
+                request = request.keys([("id".to_string(), s(k.as_str()))].into());
+            }
+            let request = request.build().map_err(|e| describe(&e))?;
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let got = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            let found = got.responses.and_then(|mut r| r.remove(&self.table));
+            let unprocessed = got.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            let items = found.into_iter().flatten();
+            let left = unprocessed.into_iter().flat_map(|u| u.keys);
+            for item in items.chain(left) {
+                if let Some(AttributeValue::S(id)) = item.get("id") {
+                    out.insert(id.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// One item's update; its claim when the state now fires.
     async fn observe_item(&self, key: &str, p: &Pending<'_>) -> Result<Option<Fired>, String> {
         let item = match self.add(key, p, true).await? {
             Update::Applied(item) => item,
+            // A join-only update of an item that is not there.
+            Update::Refused(None) if p.join_only => return Ok(None),
             Update::Refused(old) if old.as_ref().is_some_and(|o| o.contains_key("fired")) => {
                 return Ok(None)
             }
@@ -153,6 +223,10 @@ impl DynamoCorrelations {
             .expression_attribute_values(":g", s(&o.group))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut condition = String::from(match p.join_only {
+            true => "attribute_exists(#c) AND attribute_not_exists(#fired)",
+            false => "attribute_not_exists(#fired)",
+        });
         if full {
             for (name, set) in p.sets() {
                 adds.push(format!("#{name} :{name}"));
@@ -160,14 +234,10 @@ impl DynamoCorrelations {
                     .expression_attribute_names(format!("#{name}"), name.clone())
                     .expression_attribute_values(format!(":{name}"), set);
             }
-            req = req
-                .condition_expression(
-                    "attribute_not_exists(#fired) AND (attribute_not_exists(#c) OR #c < :cap)",
-                )
-                .expression_attribute_values(":cap", n(DYNAMO_SET_CAP));
-        } else {
-            req = req.condition_expression("attribute_not_exists(#fired)");
+            condition.push_str(" AND (attribute_not_exists(#c) OR #c < :cap)");
+            req = req.expression_attribute_values(":cap", n(DYNAMO_SET_CAP));
         }
+        req = req.condition_expression(condition);
         let expression = format!(
             "SET #exp = :exp, #r = if_not_exists(#r, :r), #g = if_not_exists(#g, :g) ADD {}",
             adds.join(", ")
@@ -227,6 +297,8 @@ enum Update {
 /// One item's share of a batch.
 struct Pending<'a> {
     first: &'a Observation,
+    /// Every observation of the item is join-only.
+    join_only: bool,
     n: u64,
     values: BTreeSet<String>,
     steps: BTreeMap<usize, BTreeSet<i64>>,
@@ -264,12 +336,14 @@ fn aggregate(batch: &[Observation]) -> BTreeMap<String, Pending<'_>> {
     for o in batch {
         let p = out.entry(item_key(o)).or_insert_with(|| Pending {
             first: o,
+            join_only: true,
             n: 0,
             values: BTreeSet::new(),
             steps: BTreeMap::new(),
             events: BTreeSet::new(),
         });
         p.n += 1;
+        p.join_only &= o.join_only;
         if let Some(v) = &o.value {
             p.values.insert(v.clone());
         }
@@ -308,6 +382,7 @@ fn stored_event(e: &EventRef) -> String {
         name: cut(&e.name),
         region: cut(&e.region),
         arn: e.arn.as_deref().map(cut),
+        source: e.source,
     };
     serde_json::to_string(&stored).unwrap_or_default()
 }

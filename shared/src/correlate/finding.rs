@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::Fired;
 use crate::detect::correlation::{EventRef, Kind};
+use crate::detect::LogSource;
 use crate::model::{Actor, ActorType, Finding, Network, RuleRef, Source};
 use crate::sources::console::{percent_encode, ConsoleUrl, Partition};
 use crate::text;
@@ -197,20 +198,21 @@ fn group_value(fired: &Fired, fields: &[&str]) -> Option<String> {
     })
 }
 
-/// The CloudTrail console page of one contributing event.
+/// The console page of one contributing event: its CloudTrail event, or
+/// its GuardDuty finding.
 fn event_link(e: &EventRef) -> Option<String> {
     if e.id.is_empty() {
         return None;
     }
-    let url = ConsoleUrl::new(
-        Partition::of_arn(e.arn.as_deref()),
-        &e.region,
-        "cloudtrailv2",
-    )?;
-    Some(
-        url.view(format!("/events/{}", percent_encode(&e.id)))
-            .build(),
-    )
+    let (service, view) = match e.source {
+        LogSource::CloudTrail => ("cloudtrailv2", format!("/events/{}", percent_encode(&e.id))),
+        LogSource::GuardDuty => (
+            "guardduty",
+            format!("/findings?macros=current&fId={}", percent_encode(&e.id)),
+        ),
+    };
+    let url = ConsoleUrl::new(Partition::of_arn(e.arn.as_deref()), &e.region, service)?;
+    Some(url.view(view).build())
 }
 
 /// The account of an ARN (`arn:aws:iam::111122223333:user/x`), when it is
