@@ -54,8 +54,8 @@ for mix in read-only all-matching; do
 done
 
 if [ "${BENCH_SKIP_CRITERION:-0}" != 1 ]; then
-  echo "==> cargo bench -p vigil --bench cloudtrail --bench guardduty" >&2
-  cargo bench --quiet -p vigil --bench cloudtrail --bench guardduty >"$OUT/criterion.txt" 2>&1
+  echo "==> cargo bench -p vigil --bench cloudtrail --bench guardduty --bench correlate" >&2
+  cargo bench --quiet -p vigil --bench cloudtrail --bench guardduty --bench correlate >"$OUT/criterion.txt" 2>&1
 fi
 
 MOTO=""
@@ -258,6 +258,15 @@ for name in ["normalize", "pipeline"]:
     w("| `guardduty/%s` | %s | %.1f |" % (name, format(int(GD_FINDINGS / (ns / 1e9)), ","), gd_us[name]))
 w("")
 
+w("| correlations (%d generated records) | events/s | µs per event |" % CT_RECORDS)
+w("|---|---:|---:|")
+for name in ["correlate_bundled", "detect_bundled"]:
+    ns = estimate("correlate", name)
+    if ns is None:
+        continue
+    w("| `correlate/%s` | %s | %.2f |" % (name, format(int(CT_RECORDS / (ns / 1e9)), ","), ns / 1e3 / CT_RECORDS))
+w("")
+
 # --- replay -----------------------------------------------------------------
 size = os.path.getsize(log_file)
 with gzip.open(log_file, "rb") as f:
@@ -276,6 +285,7 @@ w("`%s`: %s records, %.1f MB gzip, %.1f MB of JSON (%.0f bytes per record)." % (
 w("")
 w("| mix | wall | CPU (user+sys) | events/s (wall) | events/s per CPU-second | vs the mix's parse floor (wall) | MB/s of JSON | peak RSS | findings |")
 w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+per_finding = None
 for m in MIXES:
     path = log_file if m == "default" else log_file.replace(".json.gz", "-%s.json.gz" % m)
     if not os.path.exists(path):
@@ -290,8 +300,23 @@ for m in MIXES:
     w("| %s | %.2f s | %.2f s | %s | %s | %s | %.0f | %.1f MB | %s |" % (
         m, mw, mcpu, format(int(records / mw), ","), format(int(records / mcpu), ","),
         "%.2f×" % (records / mw / floor_rate) if floor_rate else "-", mplain / 1e6 / mw, mrss / 1024, found))
+    if m == "all-matching":
+        per_finding = (m, mcpu, msummary)
 w("")
 w("The default mix's summary line: `%s` (exit %d)." % (summary[0] if summary else "", code))
+w("")
+# Per finding: the all-matching replay's CPU less what reading, parsing and
+# the rules cost on that mix (criterion's log_file_gzip_full, one core), over
+# its findings: what the pipeline adds for each (enrich, fingerprint, dedup,
+# gate, correlation, log line).
+read_ns = estimate("cloudtrail_all-matching", "log_file_gzip_full")
+if read_ns and per_finding:
+    _, fcpu, fsummary = per_finding
+    n = int(fsummary[0].split(": ", 1)[1].split(" findings")[0]) if fsummary and " findings" in fsummary[0] else 0
+    if n:
+        rest = fcpu - records * read_ns / 1e9 / CT_RECORDS
+        w("Per finding through the whole pipeline (all-matching replay's CPU, less that mix's "
+          "`log_file_gzip_full` per record, over its %s findings): **%.1f µs**." % (format(n, ","), rest / n * 1e6))
 w("")
 
 # --- functions --------------------------------------------------------------
