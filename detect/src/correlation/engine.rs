@@ -174,11 +174,34 @@ pub fn event_ref(source: LogSource, record: &Value) -> Option<EventRef> {
     })
 }
 
+/// How long (in event time) a closed window stays in memory for late
+/// events: a log file delivered late, or files replayed a little out of
+/// order. An event later than this starts its window afresh.
+pub const MEMORY_LATE_GRACE_SECS: i64 = 3600;
+
+/// Windows kept before the first sweep for closed ones.
+const SWEEP_ABOVE: usize = 1024;
+
 /// Window state in one process's memory: `vigil replay`, `vigil rules
 /// test` and the tests. Fires each (correlation, group, window) once.
+/// Windows closed more than [`MEMORY_LATE_GRACE_SECS`] before the newest
+/// event seen are dropped, so a replay of months keeps only the recent ones.
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    windows: HashMap<String, (WindowState, bool)>,
+    windows: HashMap<String, Kept>,
+    /// The newest event time seen, seconds.
+    newest: i64,
+    /// The map's size above which the next sweep runs (twice what the last
+    /// one left, so sweeping costs a constant per observation).
+    sweep_above: usize,
+}
+
+/// One window's state, whether it fired, and when it ends.
+#[derive(Debug, Default)]
+struct Kept {
+    state: WindowState,
+    fired: bool,
+    end: i64,
 }
 
 impl MemoryState {
@@ -201,7 +224,10 @@ impl MemoryState {
             if o.join_only && !anchored.contains(&key) && !self.windows.contains_key(&key) {
                 continue;
             }
-            let (state, fired) = self.windows.entry(key).or_default();
+            self.newest = self.newest.max(o.event.time);
+            let kept = self.windows.entry(key).or_default();
+            kept.end = o.window.end;
+            let (state, fired) = (&mut kept.state, &mut kept.fired);
             state.add(o);
             if !*fired && o.correlation.fires(state) {
                 *fired = true;
@@ -213,7 +239,18 @@ impl MemoryState {
                 });
             }
         }
+        self.sweep();
         out
+    }
+
+    /// Drops the windows closed long enough before the newest event.
+    fn sweep(&mut self) {
+        if self.windows.len() <= self.sweep_above.max(SWEEP_ABOVE) {
+            return;
+        }
+        let oldest_kept = self.newest - MEMORY_LATE_GRACE_SECS;
+        self.windows.retain(|_, kept| kept.end >= oldest_kept);
+        self.sweep_above = self.windows.len() * 2;
     }
 
     pub fn len(&self) -> usize {

@@ -459,3 +459,38 @@ fn guardduty_rules_see_only_findings_and_feed_cross_source_correlations() {
     set.correlate(&key, &mut obs);
     assert!(state.observe(&obs).is_empty());
 }
+
+#[test]
+fn memory_keeps_only_recent_windows_and_a_late_event_within_the_grace_still_counts() {
+    let set = set(FILE);
+    let mut state = MemoryState::new();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    // One failure a minute by a new user each time, for three days: every
+    // event opens windows of its own.
+    for minute in 0..(3 * 24 * 60) {
+        let t = (start + chrono::Duration::minutes(minute)).to_rfc3339();
+        let mut obs = Vec::new();
+        set.correlate(&login(&format!("u{minute}"), &t, "Failure"), &mut obs);
+        state.observe(&obs);
+    }
+    // Two windows per event; those closed over an hour before the newest go.
+    assert!(
+        state.len() < 1024 * 2 + 2 * 90,
+        "{} windows kept",
+        state.len()
+    );
+    // A user failing three times, the last one 20 minutes late, still fires.
+    let late = |m: i64| (start + chrono::Duration::minutes(3 * 24 * 60 - 30 + m)).to_rfc3339();
+    let records = [
+        login("x", &late(0), "Failure"),
+        login("x", &late(1), "Failure"),
+    ];
+    let mut obs = Vec::new();
+    for r in &records {
+        set.correlate(r, &mut obs);
+    }
+    assert!(state.observe(&obs).is_empty());
+    let mut obs = Vec::new();
+    set.correlate(&login("x", &late(2), "Failure"), &mut obs);
+    assert!(!state.observe(&obs).is_empty(), "the window was kept");
+}
