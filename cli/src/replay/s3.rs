@@ -172,9 +172,10 @@ pub(crate) async fn replay(
     let mut tick = |s: &Summary| line.draw(|elapsed| progress_text(s, total, elapsed));
     let mut pending = objects.iter();
     let mut ahead = VecDeque::new();
+    let read_ahead = walk::read_ahead();
     loop {
         // The next objects download and parse meanwhile, as local files do.
-        while ahead.len() < walk::read_ahead() {
+        while ahead.len() < read_ahead {
             let Some(object) = pending.next() else { break };
             ahead.push_back((object, files.open(object).await));
         }

@@ -105,8 +105,9 @@ pub(crate) async fn replay(
         .sum();
     let mut pending = files.into_iter();
     let mut ahead = VecDeque::new();
+    let read_ahead = read_ahead();
     loop {
-        while ahead.len() < read_ahead() {
+        while ahead.len() < read_ahead {
             let Some(file) = pending.next() else { break };
             let stream = reading.open(&file);
             ahead.push_back((file, stream));

@@ -144,8 +144,13 @@ impl Telemetry {
         );
         let metrics = metrics.unwrap_or_else(|| metrics_sink(&config, &options));
         let cold = Arc::new(AtomicBool::new(true));
-        let subscriber = subscriber(&config, &options, &spans, cold.clone())?;
         let records_spans = records_spans(&config, &options);
+        let subscriber = subscriber(
+            &config,
+            &options,
+            records_spans.then_some(&spans),
+            cold.clone(),
+        )?;
         if let Some(e) = problem {
             tracing::dispatcher::with_default(&subscriber, || {
                 tracing::error!(error = %e, "spans are not exported");
@@ -303,11 +308,11 @@ fn records_spans(config: &TelemetryConfig, options: &TelemetryOptions) -> bool {
 }
 
 /// The `tracing` dispatcher: JSON log lines at the configured level, and
-/// spans to OpenTelemetry (see [`records_spans`]).
+/// spans to OpenTelemetry through `tracing` (none: see [`records_spans`]).
 fn subscriber(
     config: &TelemetryConfig,
     options: &TelemetryOptions,
-    tracing: &traces::Tracing,
+    tracing: Option<&traces::Tracing>,
     cold: Arc<AtomicBool>,
 ) -> Result<Dispatch, TelemetryError> {
     let directives = config
@@ -330,7 +335,7 @@ fn subscriber(
         .with_default(LevelFilter::INFO)
         .with_target("lambda_runtime", LevelFilter::OFF)
         .with_target("lambda_runtime_api_client", LevelFilter::OFF);
-    let otel_layer = records_spans(config, options).then(|| {
+    let otel_layer = tracing.map(|tracing| {
         tracing_opentelemetry::layer()
             .with_tracer(tracing.tracer())
             .with_location(false)
