@@ -14,50 +14,33 @@
 //! before that point were handed over.
 //!
 //! Its consumer (the pipeline, in [`crate::logfiles`] and `vigil replay`)
-//! works while the next records are parsed. Records cross in batches of up
-//! to `BATCH_RECORDS` (one wake-up of the consumer a batch, not a record);
-//! at most `CHANNEL_CAPACITY` batches, and about `IN_FLIGHT_BYTES` of
-//! records, are in flight.
+//! works while the next records are read. Records cross in batches
+//! ([`EventStream`]: one wake-up of the consumer a batch, not a record, and
+//! a bounded number of bytes in flight); a log file's records cross as text
+//! and are parsed on the consumer's side, so the reader thread only
+//! decompresses, splits and screens them.
 //!
 //! [`input`] reads the same forms whole, from files and folders.
 
 pub mod input;
 mod limits;
 mod split;
+mod stream;
 mod visit;
 
 use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 use serde::de::DeserializeSeed;
 use serde_json::Value;
-use tokio::io::AsyncRead;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::detect::Prefilter;
 use limits::{Capped, Progress};
 pub use limits::{LimitExceeded, ReadLimits, DEFAULT_FILE_BYTES, DEFAULT_RECORD_BYTES};
-use visit::{Sink, TopLevel};
-
-/// Batches parsed ahead of the pipeline, at most.
-const CHANNEL_CAPACITY: usize = 4;
-
-/// Records a batch holds at most: enough that handing over costs little
-/// beside parsing (a wake-up and a permit per record cost about as much as
-/// the prefilter's scan), few enough that the consumer starts early.
-const BATCH_RECORDS: usize = 32;
-
-/// A batch is handed over once its records' raw bytes reach this, so a few
-/// large records do not wait for more.
-const BATCH_BYTES: usize = 256 << 10;
-
-/// Raw bytes of the records parsed ahead of the pipeline, about, at most: a
-/// parsed record takes a few times its text, so this keeps the records in
-/// flight to tens of MB whatever their size.
-const IN_FLIGHT_BYTES: usize = 4 << 20;
+pub use stream::EventStream;
+use visit::{Item, Sink, TopLevel};
 
 /// Read buffer for the raw and the decompressed bytes.
 const BUFFER: usize = 64 * 1024;
@@ -140,7 +123,15 @@ pub fn stream_records<R: Read>(
     limits: ReadLimits,
     emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
-    stream_counted(reader, limits, &Counters::default(), None, emit)
+    let mut items = parsed_items(emit);
+    stream_counted(
+        reader,
+        limits,
+        &Counters::default(),
+        None,
+        false,
+        &mut items,
+    )
 }
 
 /// [`stream_records`] handing over only the records `filter` admits (the
@@ -151,7 +142,26 @@ pub fn stream_filtered<R: Read>(
     filter: &Prefilter,
     emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
-    stream_counted(reader, limits, &Counters::default(), Some(filter), emit)
+    let mut items = parsed_items(emit);
+    stream_counted(
+        reader,
+        limits,
+        &Counters::default(),
+        Some(filter),
+        false,
+        &mut items,
+    )
+}
+
+/// `emit` fed items parsed where they are read (a sink that does not defer
+/// hands over no text; if one did, it is parsed here).
+fn parsed_items<'e>(
+    emit: &'e mut dyn FnMut(Record, usize) -> bool,
+) -> impl FnMut(Item<'_>, usize) -> bool + 'e {
+    move |item, len| match item {
+        Item::Parsed(record) => emit(record, len),
+        Item::Text { bytes, record } => emit(visit::parse_record(bytes, record), len),
+    }
 }
 
 /// What a reader thread counts for the consumer to read as it goes.
@@ -167,13 +177,15 @@ struct Counters {
 
 /// [`stream_records`], adding the bytes read and the records filtered out
 /// to `counters` as it goes (for progress shown from another thread).
-/// `emit` gets each record and the length of its text.
+/// `emit` gets each record and the length of its text; with `defer`, the
+/// records of a log file as text (see [`visit::Item`]).
 fn stream_counted<R: Read>(
     reader: R,
     limits: ReadLimits,
     counters: &Counters,
     filter: Option<&Prefilter>,
-    emit: &mut dyn FnMut(Record, usize) -> bool,
+    defer: bool,
+    emit: &mut dyn FnMut(Item<'_>, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
     let bytes = &counters.bytes;
     let start = bytes.load(Ordering::Relaxed);
@@ -188,6 +200,7 @@ fn stream_counted<R: Read>(
     let progress = Rc::new(Progress::default());
     let mut sink = Sink {
         emit,
+        defer,
         events: 0,
         skipped: 0,
         stopped: false,
@@ -206,7 +219,7 @@ fn stream_counted<R: Read>(
     };
     let parsed = match gzip {
         true => split::parse_log(
-            capped(Decompressed::Gzip(MultiGzDecoder::new(raw))),
+            capped(Decompressed::Gzip(Box::new(MultiGzDecoder::new(raw)))),
             &mut sink,
         ),
         false => split::parse_log(capped(Decompressed::Plain(raw)), &mut sink),
@@ -229,7 +242,8 @@ fn stream_counted<R: Read>(
 
 /// The bytes of a file: decompressed, or as they were.
 enum Decompressed<R> {
-    Gzip(MultiGzDecoder<R>),
+    // Boxed: zlib-rs keeps its inflate state inline.
+    Gzip(Box<MultiGzDecoder<R>>),
     Plain(R),
 }
 
@@ -282,177 +296,6 @@ fn parse<R: Read>(reader: R, sink: &mut Sink<'_>) -> Result<(), DecodeError> {
     }
 }
 
-/// Records on their way, holding their share of [`IN_FLIGHT_BYTES`].
-type InFlight = (Vec<Record>, OwnedSemaphorePermit);
-
-/// Events parsed on a blocking thread, handed over in batches.
-///
-/// Dropping the stream (or calling [`EventStream::finish`] early) stops the
-/// reader at its next record.
-pub struct EventStream {
-    rx: mpsc::Receiver<InFlight>,
-    /// The batch being taken, and its permit (released when it is used up).
-    current: std::vec::IntoIter<Record>,
-    share: Option<OwnedSemaphorePermit>,
-    reader: tokio::task::JoinHandle<Result<StreamStats, DecodeError>>,
-    counters: Arc<Counters>,
-    /// Tells the reader the consumer has gone, however the stream ends.
-    _closer: Closer,
-}
-
-/// Sets [`Counters::closed`] when dropped: the reader then stops at its next
-/// record, even one the consumer would never have seen.
-struct Closer(Arc<Counters>);
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        self.0.closed.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The reader's side of the channel: gathers records into a batch and sends
-/// it, within the byte budget, when it is full.
-struct Batcher {
-    tx: mpsc::Sender<InFlight>,
-    budget: Arc<Semaphore>,
-    runtime: tokio::runtime::Handle,
-    records: Vec<Record>,
-    bytes: usize,
-}
-
-impl Batcher {
-    /// Adds a record of `len` raw bytes; false once the consumer has gone.
-    fn push(&mut self, record: Record, len: usize) -> bool {
-        self.records.push(record);
-        self.bytes += len.max(1);
-        if self.records.len() < BATCH_RECORDS && self.bytes < BATCH_BYTES {
-            return true;
-        }
-        self.send()
-    }
-
-    /// Sends what is gathered (nothing to send is a success).
-    fn send(&mut self) -> bool {
-        if self.records.is_empty() {
-            return true;
-        }
-        let share = u32::try_from(self.bytes.min(IN_FLIGHT_BYTES)).unwrap_or(u32::MAX);
-        self.bytes = 0;
-        let records = std::mem::replace(&mut self.records, Vec::with_capacity(BATCH_RECORDS));
-        match self
-            .runtime
-            .block_on(self.budget.clone().acquire_many_owned(share))
-        {
-            Ok(permit) => self.tx.blocking_send((records, permit)).is_ok(),
-            Err(_) => false,
-        }
-    }
-}
-
-impl EventStream {
-    /// Reads `reader` (see [`stream_events`]) on a blocking thread, within
-    /// the default limits. Call from within a Tokio runtime.
-    pub fn spawn<R: Read + Send + 'static>(reader: R) -> EventStream {
-        EventStream::spawn_limited(reader, ReadLimits::default())
-    }
-
-    /// [`EventStream::spawn`] within `limits`.
-    pub fn spawn_limited<R: Read + Send + 'static>(reader: R, limits: ReadLimits) -> EventStream {
-        EventStream::spawn_filtered(reader, limits, None)
-    }
-
-    /// [`EventStream::spawn_limited`], handing over only the records
-    /// `filter` admits (see [`stream_filtered`]).
-    pub fn spawn_filtered<R: Read + Send + 'static>(
-        reader: R,
-        limits: ReadLimits,
-        filter: Option<Arc<Prefilter>>,
-    ) -> EventStream {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let counters = Arc::new(Counters::default());
-        let counter = counters.clone();
-        let mut batcher = Batcher {
-            tx,
-            budget: Arc::new(Semaphore::new(IN_FLIGHT_BYTES)),
-            runtime: tokio::runtime::Handle::current(),
-            records: Vec::with_capacity(BATCH_RECORDS),
-            bytes: 0,
-        };
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut emit = |record: Record, len: usize| batcher.push(record, len);
-            let stats = stream_counted(reader, limits, &counter, filter.as_deref(), &mut emit);
-            // The records read before an error are handed over too.
-            batcher.send();
-            stats
-        });
-        EventStream {
-            rx,
-            current: Vec::new().into_iter(),
-            share: None,
-            reader,
-            _closer: Closer(counters.clone()),
-            counters,
-        }
-    }
-
-    /// Reads an async source (an S3 object body) through
-    /// [`tokio_util::io::SyncIoBridge`] on the blocking thread.
-    pub fn from_async<R: AsyncRead + Send + 'static>(reader: R) -> EventStream {
-        EventStream::from_async_limited(reader, ReadLimits::default())
-    }
-
-    /// [`EventStream::from_async`] within `limits`.
-    pub fn from_async_limited<R: AsyncRead + Send + 'static>(
-        reader: R,
-        limits: ReadLimits,
-    ) -> EventStream {
-        EventStream::from_async_filtered(reader, limits, None)
-    }
-
-    /// [`EventStream::from_async_limited`] with a prefilter.
-    pub fn from_async_filtered<R: AsyncRead + Send + 'static>(
-        reader: R,
-        limits: ReadLimits,
-        filter: Option<Arc<Prefilter>>,
-    ) -> EventStream {
-        let bridge = tokio_util::io::SyncIoBridge::new(Box::pin(reader));
-        EventStream::spawn_filtered(bridge, limits, filter)
-    }
-
-    /// The next record, or `None` at the end (or when reading failed:
-    /// [`EventStream::finish`] says which).
-    pub async fn next(&mut self) -> Option<Record> {
-        loop {
-            if let Some(record) = self.current.next() {
-                return Some(record);
-            }
-            self.share = None;
-            let (batch, share) = self.rx.recv().await?;
-            self.current = batch.into_iter();
-            self.share = Some(share);
-        }
-    }
-
-    /// Bytes read so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.counters.bytes.load(Ordering::Relaxed)
-    }
-
-    /// Records the prefilter left out so far.
-    pub fn filtered(&self) -> u64 {
-        self.counters.filtered.load(Ordering::Relaxed)
-    }
-
-    /// Stops taking events and waits for the reader: its counts, or why it
-    /// failed.
-    pub async fn finish(self) -> Result<StreamStats, DecodeError> {
-        let EventStream { rx, reader, .. } = self;
-        drop(rx);
-        reader
-            .await
-            .map_err(|e| DecodeError::Reader(e.to_string()))?
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,6 +437,34 @@ mod tests {
         )
     }
 
+    /// The stream's records cross as text and are parsed on the consumer's
+    /// side: a bad one has its number there, and the counts agree with
+    /// reading on one thread.
+    #[tokio::test]
+    async fn the_stream_parses_on_the_consumers_side_with_the_same_counts() {
+        let file = format!(
+            r#"{{"Records":[{{"eventName":"A"}},{},{{"eventName":"C"}}]}}"#,
+            deep(200)
+        );
+        let mut stream = EventStream::spawn(std::io::Cursor::new(gzip(file.as_bytes())));
+        let mut got = Vec::new();
+        while let Some(record) = stream.next().await {
+            got.push(record);
+        }
+        assert_a_deep_c(&got, &stream.finish().await.unwrap());
+    }
+
+    /// Records A, a record nested too deeply, C: A and C read, the second
+    /// a bad record numbered 2.
+    fn assert_a_deep_c(got: &[Record], stats: &StreamStats) {
+        assert_eq!((stats.events, stats.skipped), (2, 1));
+        assert_eq!(got[0].as_ref().unwrap()["eventName"], "A");
+        let bad = got[1].as_ref().unwrap_err();
+        assert_eq!(bad.record, 2);
+        assert!(bad.to_string().contains("recursion limit"), "{bad}");
+        assert_eq!(got[2].as_ref().unwrap()["eventName"], "C");
+    }
+
     #[test]
     fn a_record_nested_too_deeply_is_skipped_and_the_rest_is_read() {
         for depth in [200, 100_000] {
@@ -602,13 +473,7 @@ mod tests {
                 deep(depth)
             );
             let (got, stats) = records(file.as_bytes(), ReadLimits::default());
-            let stats = stats.unwrap();
-            assert_eq!((stats.events, stats.skipped), (2, 1));
-            assert_eq!(got[0].as_ref().unwrap()["eventName"], "A");
-            let bad = got[1].as_ref().unwrap_err();
-            assert_eq!(bad.record, 2);
-            assert!(bad.to_string().contains("recursion limit"), "{bad}");
-            assert_eq!(got[2].as_ref().unwrap()["eventName"], "C");
+            assert_a_deep_c(&got, &stats.unwrap());
         }
         // Just under serde_json's limit is a good record.
         let (got, _) = records(

@@ -18,9 +18,26 @@ use super::limits::{LimitExceeded, Progress};
 use super::{BadRecord, DecodeError, Record};
 use crate::detect::{Prefilter, Screen};
 
+/// A record handed over: parsed, or (when the sink defers) the bytes of a
+/// record split from a log file, for the consumer to parse.
+pub(super) enum Item<'b> {
+    Parsed(Record),
+    Text { bytes: &'b [u8], record: u64 },
+}
+
+/// Parses one record's bytes; `record` is its number in the file.
+pub(super) fn parse_record(bytes: &[u8], record: u64) -> Record {
+    serde_json::from_slice::<Value>(bytes).map_err(|error| BadRecord { record, error })
+}
+
 /// Where events go, and what went there.
 pub(super) struct Sink<'a> {
-    pub(super) emit: &'a mut dyn FnMut(Record, usize) -> bool,
+    pub(super) emit: &'a mut dyn FnMut(Item<'_>, usize) -> bool,
+    /// Hand records split from a log file over as bytes, unparsed: the
+    /// consumer parses them on its own thread (so a record is allocated and
+    /// freed on one thread, and the reader only splits and screens). Such a
+    /// record counts as an event here even if it later fails to parse.
+    pub(super) defer: bool,
     /// Events handed over.
     pub(super) events: u64,
     /// Records that could not be read, handed over as [`BadRecord`]s.
@@ -56,9 +73,10 @@ impl Sink<'_> {
             return Ok(());
         }
         let record = self.next_record();
-        let parsed =
-            serde_json::from_slice::<Value>(bytes).map_err(|error| BadRecord { record, error });
-        self.emit(parsed, bytes.len())
+        if self.defer {
+            return self.hand_over(Item::Text { bytes, record }, true, bytes.len());
+        }
+        self.emit(parse_record(bytes, record), bytes.len())
     }
 
     /// Whether the prefilter leaves the record out (counted); fails when
@@ -130,11 +148,17 @@ impl Sink<'_> {
 
     fn emit<E: de::Error>(&mut self, record: Record, len: usize) -> Result<(), E> {
         let good = record.is_ok();
+        self.hand_over(Item::Parsed(record), good, len)
+    }
+
+    /// Counts `item` (an event when `good`, else a skipped record) and
+    /// hands it over.
+    fn hand_over<E: de::Error>(&mut self, item: Item<'_>, good: bool, len: usize) -> Result<(), E> {
         match good {
             true => self.events += 1,
             false => self.skipped += 1,
         }
-        if (self.emit)(record, len) {
+        if (self.emit)(item, len) {
             return Ok(());
         }
         // Unwind the parser; the caller sees `stopped` and reports a clean
