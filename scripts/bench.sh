@@ -46,6 +46,14 @@ if [ ! -s "$LOG_FILE" ]; then
   echo "==> generating $LOG_FILE ($RECORDS records)" >&2
   "$gen" "$LOG_FILE" "$RECORDS"
 fi
+# Event times that run on (`spread`), at half and full size: for replay
+# memory against file size.
+for n in $((RECORDS / 2)) "$RECORDS"; do
+  if [ ! -s "$OUT/cloudtrail-$RECORDS-spread-$n.json.gz" ]; then
+    echo "==> generating the spread default mix ($n records)" >&2
+    "$gen" "$OUT/cloudtrail-$RECORDS-spread-$n.json.gz" "$n" 104375239146001 default spread
+  fi
+done
 for mix in read-only all-matching; do
   if [ ! -s "$OUT/cloudtrail-$RECORDS-$mix.json.gz" ]; then
     echo "==> generating the $mix mix ($RECORDS records)" >&2
@@ -317,6 +325,21 @@ if read_ns and per_finding:
         rest = fcpu - records * read_ns / 1e9 / CT_RECORDS
         w("Per finding through the whole pipeline (all-matching replay's CPU, less that mix's "
           "`log_file_gzip_full` per record, over its %s findings): **%.1f µs**." % (format(n, ","), rest / n * 1e6))
+w("")
+
+# Replay memory against file size. The generator's default times cycle
+# through one hour, so every correlation window stays open to the end and
+# their state grows with the file; with times that run on, as a real trail's
+# do, windows close and are dropped.
+w("Peak RSS of `vigil replay --quiet` by file size (default mix):\n")
+w("| records | event times | peak RSS |")
+w("|---:|---|---:|")
+for n in (records // 2, records):
+    path = log_file.replace(".json.gz", "-spread-%d.json.gz" % n)
+    if os.path.exists(path):
+        (_, srss, _, _), _ = replay(path)
+        w("| %s | run on (`spread`) | %.1f MB |" % (format(n, ","), srss / 1024))
+w("| %s | cycle through one hour | %.1f MB |" % (format(records, ","), rss / 1024))
 w("")
 
 # --- functions --------------------------------------------------------------
