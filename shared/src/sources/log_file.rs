@@ -123,15 +123,7 @@ pub fn stream_records<R: Read>(
     limits: ReadLimits,
     emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
-    let mut items = parsed_items(emit);
-    stream_counted(
-        reader,
-        limits,
-        &Counters::default(),
-        None,
-        false,
-        &mut items,
-    )
+    stream_parsed(reader, limits, None, emit)
 }
 
 /// [`stream_records`] handing over only the records `filter` admits (the
@@ -142,26 +134,23 @@ pub fn stream_filtered<R: Read>(
     filter: &Prefilter,
     emit: &mut dyn FnMut(Record, usize) -> bool,
 ) -> Result<StreamStats, DecodeError> {
-    let mut items = parsed_items(emit);
-    stream_counted(
-        reader,
-        limits,
-        &Counters::default(),
-        Some(filter),
-        false,
-        &mut items,
-    )
+    stream_parsed(reader, limits, Some(filter), emit)
 }
 
-/// `emit` fed items parsed where they are read (a sink that does not defer
-/// hands over no text; if one did, it is parsed here).
-fn parsed_items<'e>(
-    emit: &'e mut dyn FnMut(Record, usize) -> bool,
-) -> impl FnMut(Item<'_>, usize) -> bool + 'e {
-    move |item, len| match item {
+/// Reads on this thread, every record parsed where it is read (a sink that
+/// does not defer hands over no text; if one did, it is parsed here).
+fn stream_parsed<R: Read>(
+    reader: R,
+    limits: ReadLimits,
+    filter: Option<&Prefilter>,
+    emit: &mut dyn FnMut(Record, usize) -> bool,
+) -> Result<StreamStats, DecodeError> {
+    let mut items = |item: Item<'_>, len: usize| match item {
         Item::Parsed(record) => emit(record, len),
         Item::Text { bytes, record } => emit(visit::parse_record(bytes, record), len),
-    }
+    };
+    let counters = Counters::default();
+    stream_counted(reader, limits, &counters, filter, false, &mut items)
 }
 
 /// What a reader thread counts for the consumer to read as it goes.

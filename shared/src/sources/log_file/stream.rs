@@ -79,7 +79,8 @@ impl Batch {
     }
 }
 
-/// Events parsed on a blocking thread, handed over in batches.
+/// Events read on a blocking thread and handed over in batches; a log
+/// file's records cross as text and are parsed by [`EventStream::next`].
 ///
 /// Dropping the stream (or calling [`EventStream::finish`] early) stops the
 /// reader at its next record.
